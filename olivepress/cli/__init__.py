@@ -1,0 +1,53 @@
+"""The `olivepress` command: one module per subcommand, each with `register(subparsers, common)`."""
+
+import argparse
+import logging
+import sys
+import traceback
+
+from olivepress import __version__
+from olivepress.cli import cache, fetch_model, generate, passes, run, schema
+from olivepress.cli.common import common_parser
+from olivepress.errors import OlivepressError, PassFailedError
+from olivepress.log import DEFAULT_LEVEL, logger, setup_logging
+
+COMMANDS = (run, schema, passes, cache, fetch_model, generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="olivepress", description="Optimize models with declarative workflows.")
+    parser.add_argument("--version", action="version", version=f"olivepress {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = common_parser()
+    for command in COMMANDS:
+        command.register(subparsers, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(DEFAULT_LEVEL if args.log_level is None else args.log_level)
+    try:
+        return args.handler(args)
+    except (OlivepressError, PassFailedError) as error:
+        _report(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("olivepress: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # an olivepress bug or a library failure outside any pass
+        _report(error, unexpected=True)
+        return 1
+
+
+def _report(error: BaseException, unexpected: bool = False) -> None:
+    """One line on stderr; with --log_level 0 the traceback and every problem found."""
+    verbose = logger.isEnabledFor(logging.DEBUG)
+    if verbose:
+        traceback.print_exception(error)
+    lines = (getattr(error, "problems", None) if verbose else None) or [str(error)]
+    if unexpected:
+        hint = "" if verbose else " (rerun with --log_level 0 for the traceback)"
+        lines = [f"unexpected {type(error).__name__}: {lines[0]}{hint}"]
+    for line in lines:
+        print(f"olivepress: error: {line}", file=sys.stderr)

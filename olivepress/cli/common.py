@@ -1,0 +1,21 @@
+"""Flag spelling shared by every command: Olive's underscore names and dashed forms both work."""
+
+import argparse
+
+from olivepress.log import DEFAULT_LEVEL
+
+
+def add_flag(parser: argparse.ArgumentParser, name: str, *short: str, **kwargs) -> None:
+    """Add `--name` (Olive's spelling) and its dashed form `--na-me` as one option."""
+    spellings = [*short, f"--{name}"]
+    if "_" in name:
+        spellings.append(f"--{name.replace('_', '-')}")
+    parser.add_argument(*spellings, dest=name, **kwargs)
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_flag(parser, "log_level", type=int, choices=range(5), default=None,
+             help=f"0 verbose (with tracebacks), 1 info, 2 warnings (default: {DEFAULT_LEVEL}), 3 errors, 4 critical")
+    return parser

@@ -1,0 +1,63 @@
+"""`olivepress run --config FILE [--dry-run]`: run a workflow document."""
+
+import argparse
+from pathlib import Path
+
+from olivepress.cli.common import add_flag
+from olivepress.config.loader import load_workflow
+from olivepress.engine.output import check_output_dir
+from olivepress.engine.runner import Engine, check_plan
+from olivepress.log import setup_logging
+from olivepress.models.resolve import resolve_input_model
+from olivepress.passes.registry import PassRegistry
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("run", parents=[common], help="run a workflow document (JSON or YAML)")
+    add_flag(parser, "config", "-c", required=True, type=Path, help="the workflow document")
+    add_flag(parser, "output_path", "-o", type=Path, default=None, help="override engine.output_dir")
+    add_flag(parser, "dry_run", action="store_true", help="validate and print the plan; run no pass")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    workflow = load_workflow(args.config, PassRegistry.default())
+    if args.log_level is None:
+        setup_logging(workflow.config.engine.log_severity_level)
+    if args.output_path is not None:
+        workflow.config.engine.output_dir = str(args.output_path)
+    engine = Engine(workflow)
+    if args.dry_run:
+        print_plan(engine)
+        return 0
+    result = engine.run()
+    for step in result.steps:
+        verb = "from cache" if step.cache == "hit" else "ran"
+        print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s  [{step.output_key[:12]}]")
+    print(f"output: {result.output_dir}/  (model/, model_config.json, footprint.json)")
+    return 0
+
+
+def print_plan(engine: Engine) -> None:
+    config = engine.workflow.config
+    check_output_dir(engine.output_dir)
+    print(f"workflow: {config.workflow_id}  ({engine.workflow.source.file})")
+    model = resolve_input_model(config.input_model, fetch=False)
+    print(f"input model: {config.input_model.type} {config.input_model.model_path}"
+          + ("" if model else "  (not fetched yet: `run` fetches it)"))
+    print(f"accelerator: {engine.accelerator.device} / {engine.accelerator.execution_provider}")
+    print(f"cache: {engine.cache.root}")
+    print(f"output: {engine.output_dir}")
+    if model is None:
+        for index, step in enumerate(engine.workflow.steps, 1):
+            print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}")
+        return
+    check_plan(engine.workflow, model.kind)
+    for index, (step, key, cached) in enumerate(engine.predicted_keys(model), 1):
+        state = "cached" if cached else "to run"
+        print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}  [{key[:12]}, {state}]")
+
+
+def _changed(step) -> str:
+    """The parameters the document set (defaults left out)."""
+    return str(step.config.model_dump(mode="json", exclude_unset=True))

@@ -1,0 +1,1 @@
+"""The workflow document: typed sections, loading, and error rendering."""

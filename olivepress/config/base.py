@@ -1,0 +1,72 @@
+"""Base classes for the typed sections of a workflow document."""
+
+import difflib
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest candidate, or '' when nothing is close."""
+    by_lower = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean '{by_lower[match[0]]}'?)" if match else ""
+
+
+class ConfigModel(BaseModel):
+    """A section of the document: unknown keys are errors that name the key and the closest known one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        keys = []
+        for name, field in cls.model_fields.items():
+            keys.append(name)
+            alias = field.validation_alias
+            choices = getattr(alias, "choices", [alias] if isinstance(alias, str) else [])
+            keys.extend(c for c in choices if isinstance(c, str))
+            if field.alias:
+                keys.append(field.alias)
+        return keys
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = cls.known_keys()
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}",
+                        {"key": key, "hint": did_you_mean(str(key), known)},
+                    )
+        return data
+
+
+class TypedSection(ConfigModel):
+    """A section selected by its `type`, accepting Olive's flat and nested spellings.
+
+    `{"type": "X", "a": 1}` and `{"type": "X", "config": {"a": 1}}` mean the same.
+    """
+
+    nested_key: ClassVar[str] = "config"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_nested_config(cls, data: Any) -> Any:
+        return flatten_nested(data)
+
+
+def flatten_nested(data: Any, nested_key: str = "config") -> Any:
+    """Merge `data[nested_key]` into `data`; a key given both ways is an error."""
+    if not isinstance(data, dict) or not isinstance(data.get(nested_key), dict):
+        return data
+    flat = {k: v for k, v in data.items() if k != nested_key}
+    for key, value in data[nested_key].items():
+        if key in flat:
+            raise ValueError(f"'{key}' is given both flat and under '{nested_key}'")
+        flat[key] = value
+    return flat

@@ -1,0 +1,51 @@
+"""Turning pydantic validation errors into one-line messages that name the document path and line."""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from olivepress.config.source import Path_, SourceDocument
+
+
+def document_path(data: Any, loc: tuple) -> Path_:
+    """The path in the document for a pydantic error location (dropping union tags pydantic inserts)."""
+    path: list[str | int] = []
+    current = data
+    for index, element in enumerate(loc):
+        if isinstance(current, dict) and element in current:
+            current = current[element]
+        elif isinstance(current, list) and isinstance(element, int) and element < len(current):
+            current = current[element]
+        elif index == len(loc) - 1:
+            current = None  # a missing key: still name it
+        else:
+            continue  # a union tag such as 'HfModel'
+        path.append(element)
+    return tuple(path)
+
+
+def format_path(path: Path_) -> str:
+    text = ""
+    for element in path:
+        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
+    return text or "(document)"
+
+
+def error_lines(error: ValidationError, source: SourceDocument, data: Any, prefix: Path_ = ()) -> list[str]:
+    """One line per error: `file:line: path: problem`. `data` is what was validated; `prefix` is its place."""
+    lines = []
+    for item in error.errors():
+        path = (*prefix, *document_path(data, item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "unknown_key":
+            path = (*path, item["ctx"]["key"])
+        elif item["type"] not in ("missing",) and _is_scalar(item.get("input")):
+            message += f" (got {item['input']!r})"
+        line = source.line_of(path)
+        where = f"{source.file}:{line}" if line else source.file
+        lines.append(f"{where}: {format_path(path)}: {message}")
+    return lines
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 80

@@ -1,0 +1,98 @@
+"""Loading a workflow document: parse, validate every section and every pass's parameters."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from olivepress.config.document import WorkflowConfig
+from olivepress.config.errors import error_lines, format_path
+from olivepress.config.source import SourceDocument, read_document
+from olivepress.errors import OlivepressError
+from olivepress.passes.base import Pass, PassConfig
+from olivepress.passes.registry import PassRegistry
+
+
+class DocumentError(OlivepressError):
+    """The document is invalid. The message is the first problem; `problems` holds them all."""
+
+    def __init__(self, problems: list[str]):
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class PassStep:
+    """A pass as the engine runs it: its name in the document, its class and its validated parameters."""
+
+    name: str
+    pass_class: type[Pass]
+    config: PassConfig
+
+
+@dataclass(frozen=True)
+class Workflow:
+    config: WorkflowConfig
+    steps: list[PassStep]
+    source: SourceDocument
+
+
+def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
+    return validate_document(read_document(file), registry)
+
+
+def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflow:
+    try:
+        config = WorkflowConfig.model_validate(source.data)
+    except ValidationError as error:
+        raise DocumentError(error_lines(error, source, source.data)) from None
+    problems: list[str] = []
+    steps = []
+    for name, entry in config.passes.items():
+        try:
+            steps.append(_resolve_pass(name, entry.type, entry.parameters(), source, registry))
+        except DocumentError as error:
+            problems.extend(error.problems)
+        except (OlivepressError, ValueError) as error:
+            problems.append(_located(source, ("passes", name), str(error)))
+    problems.extend(_check_references(config, source))
+    if problems:
+        raise DocumentError(problems)
+    return Workflow(config=config, steps=steps, source=source)
+
+
+def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: SourceDocument,
+                  registry: PassRegistry) -> PassStep:
+    try:
+        pass_class = registry.get(type_name)
+    except OlivepressError as error:
+        raise DocumentError([_located(source, ("passes", name, "type"), str(error))]) from None
+    try:
+        config = pass_class.Config.model_validate(params)
+    except ValidationError as error:
+        raw_entry = source.data["passes"][name]
+        nested = raw_entry.get("config") if isinstance(raw_entry.get("config"), dict) else {}
+        first_key = error.errors()[0]["loc"][:1]
+        prefix = ("passes", name, "config") if first_key and first_key[0] in nested else ("passes", name)
+        raise DocumentError(error_lines(error, source, params, prefix)) from None
+    return PassStep(name=name, pass_class=pass_class, config=config)
+
+
+def _check_references(config: WorkflowConfig, source: SourceDocument) -> list[str]:
+    """Names that point elsewhere in the document must exist there."""
+    problems = []
+    for key in ("host", "target"):
+        system = getattr(config.engine, key)
+        if system is not None and system not in config.systems:
+            problems.append(_located(source, ("engine", key), f"no system named '{system}' in 'systems'"))
+    evaluator = config.engine.evaluator
+    if evaluator is not None and evaluator not in config.evaluators:
+        problems.append(_located(source, ("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
+    return problems
+
+
+def _located(source: SourceDocument, path: tuple, message: str) -> str:
+    line = source.line_of(path)
+    return f"{source.file}{f':{line}' if line else ''}: {format_path(path)}: {message}"

@@ -1,0 +1,1 @@
+"""The engine: fingerprints, cache keys, the cache, and running a workflow."""

@@ -1,0 +1,74 @@
+"""Content fingerprints of files and folders, memoized by (path, size, mtime, inode).
+
+An unchanged multi-GB checkpoint is hashed once; later runs only stat its files.
+"""
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class FingerprintMemo:
+    """File hashes remembered across runs in a small SQLite file."""
+
+    def __init__(self, db_file: Path):
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_file, timeout=30, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " inode INTEGER, sha256 TEXT)"
+            )
+
+    def file_hash(self, path: Path, force: bool = False) -> str:
+        """The file's sha256; read from the memo unless the file's stat changed or `force` is set."""
+        stat = path.stat()
+        key = str(path.resolve())
+        stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if not force:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT size, mtime_ns, inode, sha256 FROM files WHERE path = ?", (key,)
+                ).fetchone()
+            if row is not None and tuple(row[:3]) == stamp:
+                return row[3]
+        digest = sha256_file(path)
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (key, *stamp, digest))
+        return digest
+
+    def folder_hashes(self, folder: Path, force: bool = False) -> dict[str, str]:
+        """{relative posix path: sha256} of every file under `folder` (or of `folder` itself if a file)."""
+        if folder.is_file():
+            return {folder.name: self.file_hash(folder, force)}
+        return {rel: self.file_hash(folder / rel, force) for rel in list_files(folder)}
+
+    def fingerprint(self, path: Path) -> str:
+        """One sha256 over the relative names and contents of every file under `path`."""
+        digest = hashlib.sha256()
+        for rel, file_hash in sorted(self.folder_hashes(path).items()):
+            digest.update(f"{rel}\0{file_hash}\n".encode())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def list_files(folder: Path) -> list[str]:
+    """Relative posix paths of the files under `folder`, sorted; symlinks to files count as files."""
+    files = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in names:
+            full = Path(root) / name
+            if full.is_file():
+                files.append(full.relative_to(folder).as_posix())
+    return sorted(files)

@@ -1,0 +1,61 @@
+"""Cache keys: full SHA-256 digests over everything that can change a result, and nothing else."""
+
+import hashlib
+import importlib.metadata
+import json
+from functools import cache
+from typing import Any
+
+from olivepress.engine.fingerprint import FingerprintMemo
+from olivepress.models.handles import ModelHandle
+from olivepress.passes.base import Accelerator, Pass, PassConfig
+
+# Libraries whose version can change what a pass writes.
+SHAPING_LIBRARIES = ("torch", "transformers", "peft", "onnx", "onnxruntime", "onnxruntime-genai")
+
+
+def digest(value: Any) -> str:
+    """sha256 of the canonical JSON of `value`."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in SHAPING_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def model_key(model: ModelHandle, memo: FingerprintMemo) -> str:
+    """The key of an input model: the contents of its folders plus how it is loaded."""
+    description = model.to_config()
+    for role, folder in model.folders().items():
+        description[f"{role}_contents"] = memo.fingerprint(folder)
+    for role in ("model_path", "adapter_path"):
+        description.pop(role, None)  # where the files lie does not matter, only what they hold
+    return digest(description)
+
+
+def pass_key(
+    input_key: str,
+    pass_class: type[Pass],
+    config: PassConfig,
+    accelerator: Accelerator,
+    data_fingerprints: dict[str, str] | None = None,
+) -> str:
+    return digest(
+        {
+            "input": input_key,
+            "pass": pass_class.name,
+            "pass_version": pass_class.version,
+            "config": config.model_dump(mode="json"),
+            "data": data_fingerprints or {},
+            "accelerator": accelerator.as_dict(),
+            "libraries": library_versions(),
+        }
+    )

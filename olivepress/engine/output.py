@@ -1,0 +1,71 @@
+"""Writing the run's result: the final model, model_config.json and footprint.json, all or nothing."""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from olivepress.errors import OlivepressError
+from olivepress.models.handles import ModelHandle
+
+FOOTPRINT_FILE = "footprint.json"
+MODEL_CONFIG_FILE = "model_config.json"
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse to replace a folder that olivepress did not write: it may hold the user's files."""
+    if output_dir.is_file():
+        raise OlivepressError(f"engine.output_dir: {output_dir} is a file")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / FOOTPRINT_FILE).is_file():
+        raise OlivepressError(
+            f"engine.output_dir: {output_dir} is not empty and holds no {FOOTPRINT_FILE}; "
+            "olivepress only replaces its own output folders"
+        )
+
+
+def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]) -> ModelHandle:
+    """Copy the model's folders into `output_dir/<role>/` and write the two JSON files next to them.
+
+    Everything is staged beside `output_dir` and swapped in with renames, so a failure leaves the
+    previous output (or none) in place.
+    """
+    check_output_dir(output_dir)
+    output_dir = output_dir.resolve()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = output_dir.parent / f".{output_dir.name}.staging-{uuid.uuid4().hex[:8]}"
+    try:
+        folders = {}
+        for role, source in model.folders().items():
+            shutil.copytree(source, staging / role)
+            folders[role] = output_dir / role
+        exported = model.with_folders(folders)
+        config = exported.to_config()
+        _write_json(staging / MODEL_CONFIG_FILE, {"type": config.pop("type"), "config": _relative(config, output_dir)})
+        _write_json(staging / FOOTPRINT_FILE, footprint)
+        _swap_in(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return exported
+
+
+def _relative(config: dict[str, Any], base: Path) -> dict[str, Any]:
+    return {
+        key: Path(value).relative_to(base).as_posix() if key in ("model_path", "adapter_path") and value else value
+        for key, value in config.items()
+    }
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _swap_in(staging: Path, output_dir: Path) -> None:
+    old = None
+    if output_dir.exists():
+        old = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(output_dir, old)
+    os.rename(staging, output_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""Running a workflow: plan the pass flow, run each pass through the cache, write the output."""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from olivepress import __version__
+from olivepress.config.loader import PassStep, Workflow
+from olivepress.config.sections import AcceleratorConfig, LocalSystemConfig
+from olivepress.engine.cache import Cache, CacheEntry
+from olivepress.engine.keys import library_versions, model_key, pass_key
+from olivepress.engine.output import check_output_dir, write_output
+from olivepress.errors import OlivepressError, PassFailedError
+from olivepress.log import logger
+from olivepress.models.handles import ModelHandle
+from olivepress.models.resolve import resolve_input_model
+from olivepress.passes.base import Accelerator, PassContext
+
+DEFAULT_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider", "npu": "QNNExecutionProvider"}
+
+
+@dataclass
+class StepResult:
+    name: str
+    type: str
+    input_key: str
+    output_key: str
+    config: dict[str, Any]
+    cache: str  # "hit" or "miss"
+    duration_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    model: ModelHandle
+    steps: list[StepResult] = field(default_factory=list)
+    engine_seconds: float = 0.0
+
+
+def resolve_accelerator(workflow: Workflow) -> Accelerator:
+    """The accelerator of the target system (engine.target, else the only or default local system)."""
+    config = workflow.config
+    for role in ("host", "target"):
+        name = getattr(config.engine, role)
+        if name is not None and not isinstance(config.systems[name], LocalSystemConfig):
+            raise OlivepressError(
+                f"engine.{role}: system '{name}' is a {config.systems[name].type} system; this version runs "
+                "workflows on LocalSystem only, so point engine.host/target at a LocalSystem"
+            )
+    name = config.engine.target
+    system = config.systems[name] if name else next(
+        (s for s in config.systems.values() if isinstance(s, LocalSystemConfig)), LocalSystemConfig(type="LocalSystem")
+    )
+    accelerator: AcceleratorConfig = system.accelerators[0]
+    providers = accelerator.execution_providers or [DEFAULT_PROVIDERS[accelerator.device]]
+    return Accelerator(device=accelerator.device, execution_provider=providers[0])
+
+
+def check_plan(workflow: Workflow, input_kind: str) -> None:
+    """Each pass must accept what the step before it makes; and this version neither evaluates nor searches."""
+    engine = workflow.config.engine
+    if engine.evaluator is not None or engine.search_strategy:
+        raise OlivepressError(
+            "engine: evaluation and search strategies are not available in this version; "
+            "remove engine.evaluator and set engine.search_strategy to false"
+        )
+    kind, made_by = input_kind, "the input model"
+    for step in workflow.steps:
+        if kind not in step.pass_class.accepts:
+            raise OlivepressError(
+                f"passes.{step.name}: {step.pass_class.name} takes {'/'.join(step.pass_class.accepts)} models, "
+                f"but {made_by} is an {kind} model"
+            )
+        kind, made_by = step.pass_class.produces, f"pass '{step.name}'"
+
+
+class Engine:
+    def __init__(self, workflow: Workflow):
+        self.workflow = workflow
+        engine = workflow.config.engine
+        self.cache = Cache(Path(engine.cache_dir))
+        self.output_dir = Path(engine.output_dir)
+        self.accelerator = resolve_accelerator(workflow)
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        check_output_dir(self.output_dir)
+        if self.workflow.config.engine.clean_cache:
+            self.cache.clean()
+        model = resolve_input_model(self.workflow.config.input_model)
+        check_plan(self.workflow, model.kind)
+        input_key = key = model_key(model, self.cache.memo)
+        results = []
+        with tqdm(self.workflow.steps, desc="olivepress", unit="pass", disable=None, leave=False) as bar:
+            for step in bar:
+                bar.set_postfix_str(step.name)
+                entry, result = self._run_step(step, model, key)
+                model, key = entry.model, entry.key
+                results.append(result)
+        footprint = self._footprint(input_key, key, results)
+        exported = write_output(self.output_dir, model, footprint)
+        return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
+
+    def predicted_keys(self, model: ModelHandle) -> list[tuple[PassStep, str, bool]]:
+        """(step, key, cached?) for each pass, without running anything."""
+        key = model_key(model, self.cache.memo)
+        predicted = []
+        for step in self.workflow.steps:
+            key = pass_key(key, step.pass_class, step.config, self.accelerator)
+            predicted.append((step, key, (self.cache.entries_dir / key).is_dir()))
+        return predicted
+
+    def _run_step(self, step: PassStep, model: ModelHandle, input_key: str) -> tuple[CacheEntry, StepResult]:
+        key = pass_key(input_key, step.pass_class, step.config, self.accelerator)
+        started = time.perf_counter()
+        with self.cache.writer(key):
+            entry = self.cache.lookup(key)
+            outcome = "hit"
+            if entry is None:
+                outcome = "miss"
+                entry = self._build(step, model, key, input_key)
+        duration = time.perf_counter() - started
+        logger.info("pass %s (%s): cache %s, %.2f s", step.name, step.pass_class.name, outcome, duration)
+        result = StepResult(step.name, step.pass_class.name, input_key, key, step.config.model_dump(mode="json"),
+                            outcome, round(duration, 3))
+        return entry, result
+
+    def _build(self, step: PassStep, model: ModelHandle, key: str, input_key: str) -> CacheEntry:
+        staging = self.cache.new_staging(key)
+        scratch = self.cache.new_staging(key)
+        output_dir = staging / "model"
+        output_dir.mkdir()
+        context = PassContext(output_dir=output_dir, scratch_dir=scratch, accelerator=self.accelerator, logger=logger)
+        started = time.perf_counter()
+        try:
+            output = step.pass_class().run(model, step.config, context)
+            if output.kind != step.pass_class.produces:
+                raise TypeError(f"returned an {output.kind} model, but declares that it produces {step.pass_class.produces}")
+            record = {
+                "pass": step.pass_class.name,
+                "pass_version": step.pass_class.version,
+                "input_key": input_key,
+                "config": step.config.model_dump(mode="json"),
+                "accelerator": self.accelerator.as_dict(),
+                "libraries": library_versions(),
+                "duration_s": round(time.perf_counter() - started, 3),
+            }
+            return self.cache.publish(key, staging, output, record)
+        except OlivepressError as error:
+            raise OlivepressError(f"pass '{step.name}' ({step.pass_class.name}): {error}") from error
+        except Exception as error:
+            raise PassFailedError(step.name, f"{type(error).__name__}: {error}") from error
+        finally:
+            self.cache.discard_staging(staging)
+            self.cache.discard_staging(scratch)
+
+    def _footprint(self, input_key: str, output_key: str, steps: list[StepResult]) -> dict[str, Any]:
+        return {
+            "workflow_id": self.workflow.config.workflow_id,
+            "olivepress_version": __version__,
+            "input_model": {"key": input_key, "config": self.workflow.config.input_model.model_dump(mode="json")},
+            "accelerator": self.accelerator.as_dict(),
+            "libraries": library_versions(),
+            "passes": [step.as_dict() for step in steps],
+            "output_model": {"key": output_key},
+        }

@@ -1,0 +1,1 @@
+"""Model handles, input model resolution, and the built-in default model."""

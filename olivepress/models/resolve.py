@@ -1,0 +1,67 @@
+"""Turning the document's `input_model` into a model handle, offline."""
+
+import os
+from pathlib import Path
+
+from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
+from olivepress.errors import OlivepressError
+from olivepress.models import default_model
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+
+
+def resolve_input_model(config: InputModelConfig, fetch: bool = True) -> ModelHandle | None:
+    """The handle of the input model; None only when `fetch` is off and a built-in model is not fetched yet."""
+    if isinstance(config, OnnxModelConfig):
+        return _onnx_model(config)
+    return _hf_model(config, fetch)
+
+
+def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
+    if default_model.is_known_model(config.model_path):
+        path = default_model.resolve_known_model(config.model_path, fetch=fetch)
+        if path is None:
+            return None
+    else:
+        path = hf_model_folder(config.model_path)
+    adapter = None
+    if config.adapter_path is not None:
+        adapter = Path(config.adapter_path).resolve()
+        if not (adapter / "adapter_config.json").is_file():
+            raise OlivepressError(f"input_model.adapter_path: {config.adapter_path} is not a PEFT adapter folder (no adapter_config.json)")
+    return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs)
+
+
+def hf_model_folder(model_path: str) -> Path:
+    """A local Hugging Face folder, or a hub id's snapshot in the local Hugging Face cache."""
+    local = Path(model_path)
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise OlivepressError(f"input_model.model_path: {model_path} is not a Hugging Face model folder (no config.json)")
+        return local.resolve()
+    if model_path.count("/") == 1 and not model_path.startswith((".", "/")):
+        return _from_hf_cache(model_path)
+    raise OlivepressError(f"input_model.model_path: {model_path}: no such folder")
+
+
+def _from_hf_cache(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except LocalEntryNotFoundError:
+        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise OlivepressError(
+            f"input_model.model_path: '{repo_id}' is not a local folder and not in the local Hugging Face cache "
+            f"({hf_home}); olivepress never downloads from a hub: run `hf download {repo_id}` where the hub is reachable"
+        ) from None
+
+
+def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
+    path = Path(config.model_path).resolve()
+    if path.is_file() and path.suffix == ".onnx":
+        return OnnxModel(path=path.parent, onnx_file_name=path.name)
+    file_name = config.onnx_file_name or "model.onnx"
+    if not (path / file_name).is_file():
+        raise OlivepressError(f"input_model.model_path: {config.model_path} holds no {file_name}")
+    return OnnxModel(path=path, onnx_file_name=file_name)

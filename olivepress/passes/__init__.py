@@ -1,0 +1,1 @@
+"""Passes: the uniform interface (base.py) and the one registry (registry.py)."""

@@ -1,0 +1,1 @@
+"""Passes that produce or transform ONNX models."""

@@ -1,0 +1,1 @@
+"""Running exported models with ONNX Runtime GenAI."""

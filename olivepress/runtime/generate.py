@@ -1,0 +1,71 @@
+"""Text generation with ONNX Runtime GenAI, with named LoRA adapters switchable per request."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from olivepress.errors import OlivepressError
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_length: int = 256  # prompt plus generated tokens, as in onnxruntime-genai
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+    use_chat_template: bool = True
+
+
+class GenAIModel:
+    """A loaded GenAI model folder and its adapters (name -> .onnx_adapter file)."""
+
+    def __init__(self, model_dir: Path, adapters: dict[str, Path] | None = None):
+        import onnxruntime_genai as og
+
+        if not (model_dir / "genai_config.json").is_file():
+            raise OlivepressError(f"{model_dir}: not an ONNX Runtime GenAI model folder (no genai_config.json)")
+        self._og = og
+        self.model = og.Model(str(model_dir))
+        self.tokenizer = og.Tokenizer(self.model)
+        self.adapter_names = sorted(adapters or {})
+        self.adapters = og.Adapters(self.model) if adapters else None
+        for name, file in (adapters or {}).items():
+            if not file.is_file():
+                raise OlivepressError(f"--adapter {name}={file}: no such file")
+            try:
+                self.adapters.load(str(file), name)
+            except Exception as error:  # onnxruntime-genai raises plain RuntimeErrors
+                raise OlivepressError(f"--adapter {name}={file}: cannot load: {error}") from None
+
+    def prompt_ids(self, prompt: str, use_chat_template: bool) -> list[int]:
+        text = prompt
+        if use_chat_template:
+            messages = json.dumps([{"role": "user", "content": prompt}])
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        return list(self.tokenizer.encode(text))
+
+    def stream(self, prompt: str, options: GenerationOptions, adapter: str | None = None) -> Iterator[str]:
+        """Yield the answer's text piece by piece."""
+        og = self._og
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(
+            max_length=options.max_length, do_sample=options.do_sample, temperature=options.temperature,
+            top_p=options.top_p, top_k=options.top_k, repetition_penalty=options.repetition_penalty,
+        )
+        generator = og.Generator(self.model, params)
+        if adapter is not None:
+            if adapter not in self.adapter_names:
+                known = ", ".join(self.adapter_names) or "none loaded"
+                raise OlivepressError(f"--use {adapter}: no adapter of that name (loaded: {known})")
+            generator.set_active_adapter(self.adapters, adapter)
+        ids = self.prompt_ids(prompt, options.use_chat_template)
+        if len(ids) >= options.max_length:
+            raise OlivepressError(f"--max_length {options.max_length} leaves no room: the prompt alone is {len(ids)} tokens")
+        generator.append_tokens(ids)
+        decoder = self.tokenizer.create_stream()
+        while not generator.is_done():
+            generator.generate_next_token()
+            yield decoder.decode(generator.get_next_tokens()[0])
