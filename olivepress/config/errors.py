@@ -1,5 +1,6 @@
 """Turning pydantic validation errors into one-line messages that name the document path and line."""
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,15 +32,19 @@ def format_path(path: Path_) -> str:
     return text or "(document)"
 
 
-def error_lines(error: ValidationError, source: SourceDocument, data: Any, prefix: Path_ = ()) -> list[str]:
-    """One line per error: `file:line: path: problem`. `data` is what was validated; `prefix` is its place."""
+def error_lines(
+    error: ValidationError, source: SourceDocument, data: Any, place: Callable[[Path_], Path_] = lambda path: path
+) -> list[str]:
+    """One line per error: `file:line: path: problem`. `data` is what was validated; `place` maps a path
+    in it to the path in the document."""
     lines = []
     for item in error.errors():
-        path = (*prefix, *document_path(data, item["loc"]))
+        path = document_path(data, item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "unknown_key":
             path = (*path, item["ctx"]["key"])
-        elif item["type"] not in ("missing",) and _is_scalar(item.get("input")):
+        path = place(path)
+        if item["type"] not in ("missing", "unknown_key") and _is_scalar(item.get("input")):
             message += f" (got {item['input']!r})"
         line = source.line_of(path)
         where = f"{source.file}:{line}" if line else source.file

@@ -74,9 +74,12 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     except ValidationError as error:
         raw_entry = source.data["passes"][name]
         nested = raw_entry.get("config") if isinstance(raw_entry.get("config"), dict) else {}
-        first_key = error.errors()[0]["loc"][:1]
-        prefix = ("passes", name, "config") if first_key and first_key[0] in nested else ("passes", name)
-        raise DocumentError(error_lines(error, source, params, prefix)) from None
+
+        def place(path: tuple) -> tuple:
+            written_under_config = bool(path) and path[0] in nested
+            return ("passes", name, *(("config",) if written_under_config else ()), *path)
+
+        raise DocumentError(error_lines(error, source, params, place)) from None
     return PassStep(name=name, pass_class=pass_class, config=config)
 
 

@@ -18,9 +18,9 @@ def resolve_input_model(config: InputModelConfig, fetch: bool = True) -> ModelHa
 
 def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
     if default_model.is_known_model(config.model_path):
-        path = default_model.resolve_known_model(config.model_path, fetch=fetch)
-        if path is None:
+        if not fetch and not default_model.is_fetched(config.model_path):
             return None
+        path = default_model.resolve_known_model(config.model_path, fetch=fetch)
     else:
         path = hf_model_folder(config.model_path)
     adapter = None

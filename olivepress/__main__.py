@@ -1,0 +1,5 @@
+import sys
+
+from olivepress.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import write_tiny_model  # noqa: E402
+
+from olivepress.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_phi3(tmp_path_factory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny-phi3", "phi3")
+
+
+@pytest.fixture
+def write_doc(tmp_path):
+    """Write a workflow document (dict) as JSON or YAML into tmp_path and return its path."""
+
+    def write(document: dict, name: str = "workflow.json") -> Path:
+        path = tmp_path / name
+        text = json.dumps(document, indent=2) if name.endswith(".json") else yaml.safe_dump(document, sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the olivepress CLI in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def builder_workflow(model: Path, tmp_path: Path, **builder_config) -> dict:
+    return {
+        "input_model": {"type": "HfModel", "model_path": str(model)},
+        "passes": {"builder": {"type": "ModelBuilder", "config": {"precision": "int4", **builder_config}}},
+        "engine": {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")},
+    }
