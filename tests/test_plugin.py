@@ -1,6 +1,7 @@
 """A third-party pass installed as a package is found through its entry point and runs from a document."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ PLUGIN_DIR = Path(__file__).parent / "plugin_pkg"
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("site")
+    source = shutil.copytree(PLUGIN_DIR, tmp_path_factory.mktemp("src") / "plugin")  # builds leave files behind
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(PLUGIN_DIR)],
+         "--target", str(site), str(source)],
         check=True, capture_output=True,
     )
     return site
