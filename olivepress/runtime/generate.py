@@ -49,6 +49,12 @@ class GenAIModel:
 
     def stream(self, prompt: str, options: GenerationOptions, adapter: str | None = None) -> Iterator[str]:
         """Yield the answer's text piece by piece."""
+        decoder = self.tokenizer.create_stream()
+        for token in self.tokens(prompt, options, adapter):
+            yield decoder.decode(token)
+
+    def tokens(self, prompt: str, options: GenerationOptions, adapter: str | None = None) -> Iterator[int]:
+        """Yield the answer's token ids one by one."""
         og = self._og
         params = og.GeneratorParams(self.model)
         params.set_search_options(
@@ -65,7 +71,6 @@ class GenAIModel:
         if len(ids) >= options.max_length:
             raise OlivepressError(f"--max_length {options.max_length} leaves no room: the prompt alone is {len(ids)} tokens")
         generator.append_tokens(ids)
-        decoder = self.tokenizer.create_stream()
         while not generator.is_done():
             generator.generate_next_token()
-            yield decoder.decode(generator.get_next_tokens()[0])
+            yield int(generator.get_next_tokens()[0])
