@@ -1,12 +1,15 @@
 """ModelBuilder: the ONNX Runtime GenAI model builder, as a pass."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
+from tqdm import tqdm
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel, OnnxModel
@@ -77,12 +80,29 @@ class ModelBuilder(Pass):
         command = builder_command(model, config, context)
         context.logger.debug("running: %s", " ".join(command))
         log_file = context.scratch_dir / "builder.log"
-        with open(log_file, "w", encoding="utf-8") as log:
-            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=context.scratch_dir,
-                                    env=_offline_env())
-        if result.returncode != 0:
+        layers = json.loads((model.path / "config.json").read_text()).get("num_hidden_layers", 0)
+        returncode = _run_with_progress(command, log_file, layers, cwd=context.scratch_dir)
+        if returncode != 0:
             raise RuntimeError(f"the GenAI builder failed: {_last_error_line(log_file)}")
         return OnnxModel(path=context.output_dir)
+
+
+def _run_with_progress(command: list[str], log_file: Path, layers: int, cwd: Path) -> int:
+    """Run the builder, keeping its output in `log_file` and showing a bar over the layers it reads
+    and then quantizes (the quantize phase only happens at int4/int8)."""
+    bar = tqdm(total=2 * layers or None, desc="ModelBuilder", unit="layer", disable=None, leave=False)
+    with open(log_file, "w", encoding="utf-8") as log, bar:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
+                                   env=_offline_env(), text=True, errors="replace")
+        for line in process.stdout:  # text mode reads tqdm's carriage returns as line ends
+            log.write(line)
+            if _READ_LAYER.match(line) or _QUANTIZED_LAYER.search(line):
+                bar.update(1)
+        return process.wait()
+
+
+_READ_LAYER = re.compile(r"^Reading layer \d+")
+_QUANTIZED_LAYER = re.compile(r"complete quantization of /model/layers\.\d+/mlp/down_proj/")
 
 
 def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassContext) -> list[str]:
