@@ -160,6 +160,15 @@ def test_cache_verify_rehashes_and_finds_silent_damage(tmp_path, write_doc, cli)
     assert out == ""
 
 
+def test_cache_clean_empties_the_cache(tmp_path, write_doc, cli):
+    model = make_model(tmp_path / "m")
+    run_engine(write_doc, note_workflow(tmp_path, model))
+    code, out, _ = cli("cache", "clean", "--cache_dir", tmp_path / "cache")
+    assert code == 0 and out.strip() == f"emptied {(tmp_path / 'cache').resolve()}"
+    assert list((tmp_path / "cache" / "entries").iterdir()) == []
+    assert run_engine(write_doc, note_workflow(tmp_path, model)).steps[0].cache == "miss"
+
+
 def test_failed_pass_leaves_nothing(tmp_path, write_doc, cli):
     model = make_model(tmp_path / "m")
     code, _, err = cli("run", "--config", write_doc(note_workflow(tmp_path, model, "fail")))

@@ -100,3 +100,18 @@ def test_generate_rejects_unknown_adapter_names(tiny_llama, tmp_path, write_doc,
     assert code == 2 and "no such file" in err
     code, _, err = cli("generate", "-m", tmp_path, "-p", "hi")
     assert code == 2 and "not an ONNX Runtime GenAI model folder (no genai_config.json)" in err
+
+
+def test_a_cuda_model_without_cuda_runtime_names_the_package(tiny_llama, tmp_path, write_doc, cli):
+    import onnxruntime_genai as og
+
+    if og.is_cuda_available():
+        pytest.skip("this machine has the CUDA build of onnxruntime-genai")
+    doc = write_doc(builder_workflow(tiny_llama, tmp_path, precision="fp16", execution_provider="cuda"))
+    assert cli("run", "--config", doc)[0] == 0
+    genai = json.loads((tmp_path / "out" / "model" / "genai_config.json").read_text())
+    assert genai["model"]["decoder"]["session_options"]["provider_options"][0].keys() == {"cuda"}
+    code, _, err = cli("generate", "-m", tmp_path / "out" / "model", "-p", "hi")
+    assert code == 2
+    assert "was built for the cuda execution provider, which this onnxruntime-genai lacks; " \
+           "install onnxruntime-genai-cuda (pip install 'olivepress[cuda]')" in err

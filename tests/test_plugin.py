@@ -23,6 +23,13 @@ def plugin_site(tmp_path_factory) -> Path:
     return site
 
 
+def empty_model(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    return model
+
+
 def olivepress(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
     return subprocess.run([sys.executable, "-m", "olivepress", *args], env=env, cwd=cwd, capture_output=True, text=True)
@@ -33,9 +40,7 @@ def test_installed_plugin_is_listed_and_runs_from_a_document(plugin_site, tmp_pa
     assert listing.returncode == 0
     assert "AddNote       hf -> hf    Copy a Hugging Face model folder and write NOTE.txt into it." in listing.stdout
 
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+    model = empty_model(tmp_path)
     doc = tmp_path / "workflow.yaml"
     doc.write_text(f"input_model: {{type: HfModel, model_path: {model}}}\npasses:\n  greet: {{type: AddNote, note: from a plugin}}\n")
     result = olivepress(plugin_site, "run", "--config", str(doc), cwd=tmp_path)
@@ -54,9 +59,7 @@ def test_installed_plugin_parameters_are_in_the_schema(plugin_site, tmp_path):
 
 
 def test_module_class_reference_needs_no_installation(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+    model = empty_model(tmp_path)
     doc = tmp_path / "workflow.json"
     doc.write_text(json.dumps({"input_model": {"type": "HfModel", "model_path": str(model)},
                                "passes": {"n": {"type": "olivepress_demo_plugin:AddNote", "note": "by reference"}}}))
@@ -68,9 +71,7 @@ def test_module_class_reference_needs_no_installation(tmp_path):
 
 
 def test_bad_module_reference_is_a_clear_error(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+    model = empty_model(tmp_path)
     doc = tmp_path / "workflow.json"
     doc.write_text(json.dumps({"input_model": {"type": "HfModel", "model_path": str(model)},
                                "passes": {"n": {"type": "no_such_pkg.mod:Pass"}}}))

@@ -19,6 +19,26 @@ class GenerationOptions:
     use_chat_template: bool = True
 
 
+# provider key in genai_config.json -> (availability check in onnxruntime_genai, package that provides it)
+PROVIDER_PACKAGES = {
+    "cuda": ("is_cuda_available", "onnxruntime-genai-cuda (pip install 'olivepress[cuda]')"),
+    "dml": ("is_dml_available", "onnxruntime-genai-directml"),
+}
+
+
+def _check_providers(og, model_dir: Path) -> None:
+    """Name the missing package up front instead of letting the runtime fail on a missing library."""
+    config = json.loads((model_dir / "genai_config.json").read_text(encoding="utf-8"))
+    options = config.get("model", {}).get("decoder", {}).get("session_options", {}).get("provider_options", [])
+    for provider in (name for option in options for name in option):
+        check, package = PROVIDER_PACKAGES.get(provider, (None, None))
+        if check is not None and not getattr(og, check)():
+            raise OlivepressError(
+                f"{model_dir} was built for the {provider} execution provider, which this onnxruntime-genai "
+                f"lacks; install {package}, or rebuild the model for cpu"
+            )
+
+
 class GenAIModel:
     """A loaded GenAI model folder and its adapters (name -> .onnx_adapter file)."""
 
@@ -27,6 +47,7 @@ class GenAIModel:
 
         if not (model_dir / "genai_config.json").is_file():
             raise OlivepressError(f"{model_dir}: not an ONNX Runtime GenAI model folder (no genai_config.json)")
+        _check_providers(og, model_dir)
         self._og = og
         self.model = og.Model(str(model_dir))
         self.tokenizer = og.Tokenizer(self.model)
