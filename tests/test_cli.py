@@ -1,6 +1,7 @@
 """The command line: flag spellings, dry runs, exit codes and one-line errors."""
 
 import json
+import shutil
 
 from conftest import builder_workflow
 
@@ -39,11 +40,26 @@ def test_model_folder_without_config_json(tmp_path, write_doc, cli):
 
 
 def test_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc, cli, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     code, _, err = cli("run", "--config", write_doc(builder_workflow("someorg/some-model", tmp_path)))
     assert code == 2
-    assert "'someorg/some-model' is not a local folder and not in the local Hugging Face cache" in err
+    assert f"'someorg/some-model' is not a local folder and not in the local Hugging Face cache ({tmp_path / 'hf'})" in err
     assert "run `hf download someorg/some-model`" in err
+
+
+def test_hub_id_in_the_local_cache_is_found_offline(tiny_llama, tmp_path, write_doc, cli, monkeypatch):
+    hub_cache = tmp_path / "hf"
+    snapshot = hub_cache / "models--someorg--tiny" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_llama, snapshot)
+    (hub_cache / "models--someorg--tiny" / "refs").mkdir()
+    (hub_cache / "models--someorg--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub_cache))
+    code, out, err = cli("run", "--config", write_doc(builder_workflow("someorg/tiny", tmp_path)), "--dry-run")
+    assert code == 0, err
+    assert "input model: HfModel someorg/tiny" in out and out.rstrip().endswith("to run]")
+    code, _, err = cli("run", "--config", write_doc(builder_workflow("someorg/tiny", tmp_path)))
+    assert code == 0, err
+    assert (tmp_path / "out" / "model" / "genai_config.json").is_file()
 
 
 def test_document_errors_exit_2_with_one_line_and_no_traceback(tmp_path, write_doc, cli):

@@ -5,11 +5,13 @@ import argparse
 from olivepress.log import DEFAULT_LEVEL
 
 
-def add_flag(parser: argparse.ArgumentParser, name: str, *short: str, **kwargs) -> None:
-    """Add `--name` (Olive's spelling) and its dashed form `--na-me` as one option."""
-    spellings = [*short, f"--{name}"]
-    if "_" in name:
-        spellings.append(f"--{name.replace('_', '-')}")
+def add_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs) -> None:
+    """Add `--name` (Olive's spelling), its aliases, and the dashed form of each long one, as one option."""
+    spellings = []
+    for spelling in (f"--{name}", *aliases):
+        spellings.append(spelling)
+        if spelling.startswith("--") and "_" in spelling:
+            spellings.append(spelling.replace("_", "-"))
     parser.add_argument(*spellings, dest=name, **kwargs)
 
 

@@ -127,7 +127,7 @@ class Engine:
                 outcome = "miss"
                 entry = self._build(step, model, key, input_key)
         duration = time.perf_counter() - started
-        logger.info("pass %s (%s): cache %s, %.2f s", step.name, step.pass_class.name, outcome, duration)
+        logger.debug("pass %s (%s): cache %s, %.2f s", step.name, step.pass_class.name, outcome, duration)
         result = StepResult(step.name, step.pass_class.name, input_key, key, step.config.model_dump(mode="json"),
                             outcome, round(duration, 3))
         return entry, result

@@ -1,6 +1,5 @@
 """Turning the document's `input_model` into a model handle, offline."""
 
-import os
 from pathlib import Path
 
 from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
@@ -44,16 +43,16 @@ def hf_model_folder(model_path: str) -> Path:
 
 
 def _from_hf_cache(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
+        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=constants.HF_HUB_CACHE))
     except LocalEntryNotFoundError:
-        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise OlivepressError(
             f"input_model.model_path: '{repo_id}' is not a local folder and not in the local Hugging Face cache "
-            f"({hf_home}); olivepress never downloads from a hub: run `hf download {repo_id}` where the hub is reachable"
+            f"({constants.HF_HUB_CACHE}); olivepress never downloads from a hub: "
+            f"run `hf download {repo_id}` where the hub is reachable"
         ) from None
 
 
