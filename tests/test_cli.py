@@ -94,6 +94,15 @@ def test_evaluation_and_remote_systems_are_refused_not_ignored(tiny_llama, tmp_p
     assert code == 2 and "engine.target: system 'aml' is a AzureML system" in err
 
 
+def test_a_pass_that_cannot_take_the_previous_output_is_refused_before_running(tiny_llama, tmp_path, write_doc, cli):
+    doc = builder_workflow(tiny_llama, tmp_path)
+    doc["passes"]["again"] = {"type": "ModelBuilder"}
+    code, _, err = cli("run", "--config", write_doc(doc))
+    assert code == 2
+    assert err == "olivepress: error: passes.again: ModelBuilder takes hf models, but pass 'builder' is an onnx model\n"
+    assert not (tmp_path / "cache").exists()
+
+
 def test_passes_lists_kinds_and_descriptions(cli):
     code, out, _ = cli("passes")
     assert code == 0

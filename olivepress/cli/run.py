@@ -6,7 +6,7 @@ from pathlib import Path
 from olivepress.cli.common import add_flag
 from olivepress.config.loader import load_workflow
 from olivepress.engine.output import check_output_dir
-from olivepress.engine.runner import Engine, check_plan
+from olivepress.engine.runner import Engine
 from olivepress.log import setup_logging
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
@@ -52,7 +52,6 @@ def print_plan(engine: Engine) -> None:
         for index, step in enumerate(engine.workflow.steps, 1):
             print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}")
         return
-    check_plan(engine.workflow, model.kind)
     for index, (step, key, cached) in enumerate(engine.predicted_keys(model), 1):
         state = "cached" if cached else "to run"
         print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}  [{key[:12]}, {state}]")

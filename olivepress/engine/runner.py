@@ -63,7 +63,10 @@ def resolve_accelerator(workflow: Workflow) -> Accelerator:
     return Accelerator(device=accelerator.device, execution_provider=providers[0])
 
 
-def check_plan(workflow: Workflow, input_kind: str) -> None:
+INPUT_KINDS = {"HfModel": "hf", "OnnxModel": "onnx"}
+
+
+def check_plan(workflow: Workflow) -> None:
     """Each pass must accept what the step before it makes; and this version neither evaluates nor searches."""
     engine = workflow.config.engine
     if engine.evaluator is not None or engine.search_strategy:
@@ -71,7 +74,7 @@ def check_plan(workflow: Workflow, input_kind: str) -> None:
             "engine: evaluation and search strategies are not available in this version; "
             "remove engine.evaluator and set engine.search_strategy to false"
         )
-    kind, made_by = input_kind, "the input model"
+    kind, made_by = INPUT_KINDS[workflow.config.input_model.type], "the input model"
     for step in workflow.steps:
         if kind not in step.pass_class.accepts:
             raise OlivepressError(
@@ -84,10 +87,11 @@ def check_plan(workflow: Workflow, input_kind: str) -> None:
 class Engine:
     def __init__(self, workflow: Workflow):
         self.workflow = workflow
+        self.accelerator = resolve_accelerator(workflow)
+        check_plan(workflow)
         engine = workflow.config.engine
         self.cache = Cache(Path(engine.cache_dir))
         self.output_dir = Path(engine.output_dir)
-        self.accelerator = resolve_accelerator(workflow)
 
     def run(self) -> RunResult:
         started = time.perf_counter()
@@ -95,7 +99,6 @@ class Engine:
         if self.workflow.config.engine.clean_cache:
             self.cache.clean()
         model = resolve_input_model(self.workflow.config.input_model)
-        check_plan(self.workflow, model.kind)
         input_key = key = model_key(model, self.cache.memo)
         results = []
         with tqdm(self.workflow.steps, desc="olivepress", unit="pass", disable=None, leave=False) as bar:
