@@ -21,10 +21,6 @@ def setup_logging(olive_level: int = DEFAULT_LEVEL) -> None:
         _quiet_third_party()
 
 
-def is_verbose() -> bool:
-    return logger.isEnabledFor(logging.DEBUG)
-
-
 def _quiet_third_party() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,7 +1,7 @@
 """Base classes for the typed sections of a workflow document."""
 
 import difflib
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
@@ -52,21 +52,19 @@ class TypedSection(ConfigModel):
     `{"type": "X", "a": 1}` and `{"type": "X", "config": {"a": 1}}` mean the same.
     """
 
-    nested_key: ClassVar[str] = "config"
-
     @model_validator(mode="before")
     @classmethod
     def _flatten_nested_config(cls, data: Any) -> Any:
         return flatten_nested(data)
 
 
-def flatten_nested(data: Any, nested_key: str = "config") -> Any:
-    """Merge `data[nested_key]` into `data`; a key given both ways is an error."""
-    if not isinstance(data, dict) or not isinstance(data.get(nested_key), dict):
+def flatten_nested(data: Any) -> Any:
+    """Merge `data["config"]` into `data`; a key given both ways is an error."""
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         return data
-    flat = {k: v for k, v in data.items() if k != nested_key}
-    for key, value in data[nested_key].items():
+    flat = {k: v for k, v in data.items() if k != "config"}
+    for key, value in data["config"].items():
         if key in flat:
-            raise ValueError(f"'{key}' is given both flat and under '{nested_key}'")
+            raise ValueError(f"'{key}' is given both flat and under 'config'")
         flat[key] = value
     return flat
