@@ -50,9 +50,12 @@ class Cache:
         self.entries_dir = self.root / "entries"
         self.staging_dir = self.root / "staging"
         self.locks_dir = self.root / "locks"
+        self.memo = self._open()
+
+    def _open(self) -> FingerprintMemo:
         for folder in (self.entries_dir, self.staging_dir, self.locks_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.memo = FingerprintMemo(self.root / "fingerprints.sqlite")
+        return FingerprintMemo(self.root / "fingerprints.sqlite")
 
     # -------------------------------------------------------------- writing
 
@@ -167,7 +170,7 @@ class Cache:
     def clean(self) -> None:
         self.memo.close()
         shutil.rmtree(self.root, ignore_errors=True)
-        self.__init__(self.root)
+        self.memo = self._open()
 
     # -------------------------------------------------------------- paths
 
