@@ -97,9 +97,8 @@ class Cache:
         if target.exists():
             shutil.rmtree(target)
         os.rename(staging, target)
-        # The rename kept the files' inodes and mtimes, so the memo still knows their hashes by new path.
-        for rel in files:
-            self.memo.file_hash(target / rel)
+        for rel, info in files.items():
+            self.memo.remember(target / rel, info["sha256"])  # same bytes under a new path: no need to reread
         return self._load(target)
 
     # -------------------------------------------------------------- reading

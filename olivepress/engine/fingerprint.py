@@ -30,20 +30,27 @@ class FingerprintMemo:
 
     def file_hash(self, path: Path, force: bool = False) -> str:
         """The file's sha256; read from the memo unless the file's stat changed or `force` is set."""
-        stat = path.stat()
-        key = str(path.resolve())
-        stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        stat = path.stat()  # taken before reading, so a file changed mid-read is rehashed next time
         if not force:
+            stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
             with self._lock:
                 row = self._db.execute(
-                    "SELECT size, mtime_ns, inode, sha256 FROM files WHERE path = ?", (key,)
+                    "SELECT size, mtime_ns, inode, sha256 FROM files WHERE path = ?", (str(path.resolve()),)
                 ).fetchone()
             if row is not None and tuple(row[:3]) == stamp:
                 return row[3]
         digest = sha256_file(path)
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (key, *stamp, digest))
+        self._store(path, stat, digest)
         return digest
+
+    def remember(self, path: Path, digest: str) -> None:
+        """Record a hash already known (for example of a file just moved) so that it is not read again."""
+        self._store(path, path.stat(), digest)
+
+    def _store(self, path: Path, stat: os.stat_result, digest: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                             (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, digest))
 
     def folder_hashes(self, folder: Path, force: bool = False) -> dict[str, str]:
         """{relative posix path: sha256} of every file under `folder` (or of `folder` itself if a file)."""
