@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from olivepress.engine.fingerprint import FingerprintMemo, list_files
 from olivepress.log import logger
-from olivepress.models.handles import ModelHandle, handle_from_config
+from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
 
 ENTRY_FILE = "entry.json"
 ENTRY_FORMAT = 1
@@ -181,7 +181,7 @@ class Cache:
     def _encode_paths(self, config: dict[str, Any], entry_folder: Path) -> dict[str, Any]:
         """Paths become relative: to the entry ('entry:'), to the cache root ('cache:'), or stay absolute."""
         encoded = dict(config)
-        for key in ("model_path", "adapter_path"):
+        for key in PATH_FIELDS:
             value = config.get(key)
             if value is None:
                 continue
@@ -196,7 +196,7 @@ class Cache:
 
     def _decode_paths(self, config: dict[str, Any], entry_folder: Path) -> dict[str, Any]:
         decoded = dict(config)
-        for key in ("model_path", "adapter_path"):
+        for key in PATH_FIELDS:
             value = config.get(key)
             if isinstance(value, str) and value.startswith("entry:"):
                 decoded[key] = str(entry_folder / value.removeprefix("entry:"))

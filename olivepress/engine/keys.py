@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from olivepress.engine.fingerprint import FingerprintMemo
-from olivepress.models.handles import ModelHandle
+from olivepress.models.handles import PATH_FIELDS, ModelHandle
 from olivepress.passes.base import Accelerator, Pass, PassConfig
 
 # Libraries whose version can change what a pass writes.
@@ -36,8 +36,8 @@ def model_key(model: ModelHandle, memo: FingerprintMemo) -> str:
     description = model.to_config()
     for role, folder in model.folders().items():
         description[f"{role}_contents"] = memo.fingerprint(folder)
-    for role in ("model_path", "adapter_path"):
-        description.pop(role, None)  # where the files lie does not matter, only what they hold
+    for key in PATH_FIELDS:
+        description.pop(key, None)  # where the files lie does not matter, only what they hold
     return digest(description)
 
 

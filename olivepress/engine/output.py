@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from olivepress.errors import OlivepressError
-from olivepress.models.handles import ModelHandle
+from olivepress.models.handles import PATH_FIELDS, ModelHandle
 
 FOOTPRINT_FILE = "footprint.json"
 MODEL_CONFIG_FILE = "model_config.json"
@@ -52,7 +52,7 @@ def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]
 
 def _relative(config: dict[str, Any], base: Path) -> dict[str, Any]:
     return {
-        key: Path(value).relative_to(base).as_posix() if key in ("model_path", "adapter_path") and value else value
+        key: Path(value).relative_to(base).as_posix() if key in PATH_FIELDS and value else value
         for key, value in config.items()
     }
 

@@ -6,6 +6,9 @@ from typing import Any, Literal, Union
 
 ModelKind = Literal["hf", "onnx"]
 
+# The keys of `to_config()` that hold file-system paths; the cache and the output folder rewrite them.
+PATH_FIELDS = ("model_path", "adapter_path")
+
 
 @dataclass(frozen=True)
 class HfModel:
@@ -39,10 +42,6 @@ class OnnxModel:
     adapters: dict[str, str] = field(default_factory=dict)  # adapter name -> file name inside `path`
 
     kind: ModelKind = field(default="onnx", init=False)
-
-    @property
-    def is_genai(self) -> bool:
-        return (self.path / "genai_config.json").is_file()
 
     def folders(self) -> dict[str, Path]:
         return {"model": self.path}
