@@ -2,16 +2,27 @@
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from olivepress.config.base import ConfigModel
+from olivepress.config.sections import DataConfig
+from olivepress.errors import OlivepressError
 from olivepress.models.handles import ModelHandle, ModelKind
 
 
 class PassConfig(ConfigModel):
     """Base of every pass's typed parameters. Unknown parameters are errors with a 'did you mean'."""
+
+    # Fields that name an entry of the document's `data_configs`: the loader checks that the name exists,
+    # and the engine puts that data's content fingerprint into the pass's cache key.
+    data_config_fields: ClassVar[tuple[str, ...]] = ()
+
+    def data_config_names(self) -> dict[str, str]:
+        """{field: data config name} for each data reference that is set."""
+        return {name: value for name in self.data_config_fields if (value := getattr(self, name, None))}
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,13 @@ class PassContext:
     scratch_dir: Path  # temporary files; deleted after the pass, whatever happens
     accelerator: Accelerator
     logger: logging.Logger
+    data_configs: Mapping[str, DataConfig] = field(default_factory=dict)  # the document's data_configs by name
+
+    def data_config(self, name: str) -> DataConfig:
+        try:
+            return self.data_configs[name]
+        except KeyError:
+            raise OlivepressError(f"no data config named '{name}' in 'data_configs'") from None
 
 
 class Pass(ABC):
