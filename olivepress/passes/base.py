@@ -43,6 +43,7 @@ class PassContext:
     accelerator: Accelerator
     logger: logging.Logger
     data_configs: Mapping[str, DataConfig] = field(default_factory=dict)  # the document's data_configs by name
+    metrics: dict[str, float] = field(default_factory=dict)  # filled by the pass (e.g. train_loss); kept in the footprint
 
     def data_config(self, name: str) -> DataConfig:
         try:

@@ -1,0 +1,1 @@
+"""Passes that run on PyTorch / Hugging Face models."""
