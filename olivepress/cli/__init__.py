@@ -6,12 +6,12 @@ import sys
 import traceback
 
 from olivepress import __version__
-from olivepress.cli import cache, fetch_model, generate, passes, run, schema
+from olivepress.cli import cache, fetch_model, finetune, generate, passes, quantize, run, schema
 from olivepress.cli.common import common_parser
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.log import DEFAULT_LEVEL, logger, setup_logging
 
-COMMANDS = (run, schema, passes, cache, fetch_model, generate)
+COMMANDS = (run, finetune, quantize, schema, passes, cache, fetch_model, generate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "passes_unknown_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.unknown_flags = unknown
     setup_logging(DEFAULT_LEVEL if args.log_level is None else args.log_level)
     try:
         return args.handler(args)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from olivepress.config.base import did_you_mean
 from olivepress.config.document import WorkflowConfig
 from olivepress.config.errors import error_lines, format_path
 from olivepress.config.source import SourceDocument, read_document
@@ -57,7 +58,7 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
             problems.extend(error.problems)
         except (OlivepressError, ValueError) as error:
             problems.append(_located(source, ("passes", name), str(error)))
-    problems.extend(_check_references(config, source))
+    problems.extend(_check_references(config, steps, source))
     if problems:
         raise DocumentError(problems)
     return Workflow(config=config, steps=steps, source=source)
@@ -83,9 +84,18 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     return PassStep(name=name, pass_class=pass_class, config=config)
 
 
-def _check_references(config: WorkflowConfig, source: SourceDocument) -> list[str]:
+def _check_references(config: WorkflowConfig, steps: list[PassStep], source: SourceDocument) -> list[str]:
     """Names that point elsewhere in the document must exist there."""
     problems = []
+    data_names = [data.name for data in config.data_configs]
+    for index, name in enumerate(data_names):
+        if name in data_names[:index]:
+            problems.append(_located(source, ("data_configs", index, "name"), f"data config name '{name}' is used twice"))
+    for step in steps:
+        for field, name in step.config.data_config_names().items():
+            if name not in data_names:
+                problems.append(_located(source, _pass_param_path(source, step.name, field),
+                                         f"no data config named '{name}' in 'data_configs'{did_you_mean(name, data_names)}"))
     for key in ("host", "target"):
         system = getattr(config.engine, key)
         if system is not None and system not in config.systems:
@@ -94,6 +104,13 @@ def _check_references(config: WorkflowConfig, source: SourceDocument) -> list[st
     if evaluator is not None and evaluator not in config.evaluators:
         problems.append(_located(source, ("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
     return problems
+
+
+def _pass_param_path(source: SourceDocument, pass_name: str, field: str) -> tuple:
+    """Where a pass parameter was written: flat, or under the entry's `config`."""
+    entry = source.data["passes"][pass_name]
+    nested = isinstance(entry.get("config"), dict) and field in entry["config"]
+    return ("passes", pass_name, *(("config",) if nested else ()), field)
 
 
 def _located(source: SourceDocument, path: tuple, message: str) -> str:

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from olivepress.config.base import ConfigModel, TypedSection, flatten_nested
+from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams
 
 # ---------------------------------------------------------------- input_model
 
@@ -91,19 +92,48 @@ SystemConfig = Annotated[
 
 
 class DataComponentConfig(ConfigModel):
+    """One stage of a data container. Olive writes its parameters under `params` or flat beside `type`."""
+
     type: str | None = Field(None, description="The component's type; default is the container's own.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the component.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_flat_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        flat = {key: value for key, value in data.items() if key not in ("type", "params")}
+        if not flat:
+            return data
+        params = dict(data.get("params") or {})
+        for key, value in flat.items():
+            if key in params:
+                raise ValueError(f"'{key}' is given both flat and under 'params'")
+            params[key] = value
+        return {**({"type": data["type"]} if "type" in data else {}), "params": params}
+
+
+class LoadDatasetComponent(DataComponentConfig):
+    params: LoadDatasetParams = Field(description="Where the records come from.")
+
+
+class PreProcessComponent(DataComponentConfig):
+    params: PreProcessParams = Field(default_factory=PreProcessParams, description="How records become token rows.")
+
+
+class DataloaderComponent(DataComponentConfig):
+    params: DataloaderParams = Field(default_factory=DataloaderParams, description="How rows are batched.")
+
 
 class DataConfig(ConfigModel):
-    name: str
-    type: str = "HuggingfaceContainer"
-    user_script: str | None = None
-    script_dir: str | None = None
-    load_dataset_config: DataComponentConfig | None = None
-    pre_process_data_config: DataComponentConfig | None = None
-    post_process_data_config: DataComponentConfig | None = None
-    dataloader_config: DataComponentConfig | None = None
+    name: str = Field(description="The name passes and metrics use to refer to this data.")
+    type: Literal["HuggingfaceContainer"] = Field(
+        "HuggingfaceContainer", description="The container: records through the Hugging Face datasets library."
+    )
+    load_dataset_config: LoadDatasetComponent = Field(description="Where the records come from.")
+    pre_process_data_config: PreProcessComponent = Field(default_factory=PreProcessComponent)
+    dataloader_config: DataloaderComponent = Field(default_factory=DataloaderComponent)
+
 
 # ---------------------------------------------------------------- evaluators
 

@@ -9,7 +9,8 @@ from tqdm import tqdm
 
 from olivepress import __version__
 from olivepress.config.loader import PassStep, Workflow
-from olivepress.config.sections import AcceleratorConfig, LocalSystemConfig
+from olivepress.config.sections import AcceleratorConfig, DataConfig, LocalSystemConfig
+from olivepress.data.fingerprint import data_fingerprint
 from olivepress.engine.cache import Cache, CacheEntry
 from olivepress.engine.keys import library_versions, model_key, pass_key
 from olivepress.engine.output import check_output_dir, write_output
@@ -31,6 +32,7 @@ class StepResult:
     config: dict[str, Any]
     cache: str  # "hit" or "miss"
     duration_s: float
+    metrics: dict[str, float] = field(default_factory=dict)  # what the pass reported when it was built
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -92,6 +94,8 @@ class Engine:
         engine = workflow.config.engine
         self.cache = Cache(Path(engine.cache_dir))
         self.output_dir = Path(engine.output_dir)
+        self.data_configs: dict[str, DataConfig] = {data.name: data for data in workflow.config.data_configs}
+        self._data_fingerprints: dict[str, str] = {}
 
     def run(self) -> RunResult:
         started = time.perf_counter()
@@ -116,12 +120,21 @@ class Engine:
         key = model_key(model, self.cache.memo)
         predicted = []
         for step in self.workflow.steps:
-            key = pass_key(key, step.pass_class, step.config, self.accelerator)
+            key = self._pass_key(step, key)
             predicted.append((step, key, (self.cache.entries_dir / key).is_dir()))
         return predicted
 
+    def _pass_key(self, step: PassStep, input_key: str) -> str:
+        data = {field: self._data_fingerprint(name) for field, name in step.config.data_config_names().items()}
+        return pass_key(input_key, step.pass_class, step.config, self.accelerator, data)
+
+    def _data_fingerprint(self, name: str) -> str:
+        if name not in self._data_fingerprints:
+            self._data_fingerprints[name] = data_fingerprint(self.data_configs[name], self.cache.memo)
+        return self._data_fingerprints[name]
+
     def _run_step(self, step: PassStep, model: ModelHandle, input_key: str) -> tuple[CacheEntry, StepResult]:
-        key = pass_key(input_key, step.pass_class, step.config, self.accelerator)
+        key = self._pass_key(step, input_key)
         started = time.perf_counter()
         with self.cache.writer(key):
             entry = self.cache.lookup(key)
@@ -132,7 +145,7 @@ class Engine:
         duration = time.perf_counter() - started
         logger.debug("pass %s (%s): cache %s, %.2f s", step.name, step.pass_class.name, outcome, duration)
         result = StepResult(step.name, step.pass_class.name, input_key, key, step.config.model_dump(mode="json"),
-                            outcome, round(duration, 3))
+                            outcome, round(duration, 3), entry.record.get("metrics", {}))
         return entry, result
 
     def _build(self, step: PassStep, model: ModelHandle, key: str, input_key: str) -> CacheEntry:
@@ -140,7 +153,8 @@ class Engine:
         scratch = self.cache.new_staging(key)
         output_dir = staging / "model"
         output_dir.mkdir()
-        context = PassContext(output_dir=output_dir, scratch_dir=scratch, accelerator=self.accelerator, logger=logger)
+        context = PassContext(output_dir=output_dir, scratch_dir=scratch, accelerator=self.accelerator, logger=logger,
+                              data_configs=self.data_configs)
         started = time.perf_counter()
         try:
             output = step.pass_class().run(model, step.config, context)
@@ -154,6 +168,7 @@ class Engine:
                 "accelerator": self.accelerator.as_dict(),
                 "libraries": library_versions(),
                 "duration_s": round(time.perf_counter() - started, 3),
+                "metrics": context.metrics,
             }
             return self.cache.publish(key, staging, output, record)
         except OlivepressError as error:

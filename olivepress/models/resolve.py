@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
+from olivepress.engine.output import MODEL_CONFIG_FILE
 from olivepress.errors import OlivepressError
 from olivepress.models import default_model
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
@@ -22,7 +23,7 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
         path = default_model.resolve_known_model(config.model_path, fetch=fetch)
     else:
         path = hf_model_folder(config.model_path)
-    adapter = None
+    adapter = _output_adapter(Path(config.model_path))
     if config.adapter_path is not None:
         adapter = Path(config.adapter_path).resolve()
         if not (adapter / "adapter_config.json").is_file():
@@ -33,6 +34,8 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
 def hf_model_folder(model_path: str) -> Path:
     """A local Hugging Face folder, or a hub id's snapshot in the local Hugging Face cache."""
     local = Path(model_path)
+    if _is_olivepress_output(local):
+        return (local / "model").resolve()
     if local.exists():
         if not (local / "config.json").is_file():
             raise OlivepressError(f"input_model.model_path: {model_path} is not a Hugging Face model folder (no config.json)")
@@ -40,6 +43,19 @@ def hf_model_folder(model_path: str) -> Path:
     if model_path.count("/") == 1 and not model_path.startswith((".", "/")):
         return _from_hf_cache(model_path)
     raise OlivepressError(f"input_model.model_path: {model_path}: no such folder")
+
+
+def _is_olivepress_output(folder: Path) -> bool:
+    """An output folder of an earlier run (model/, model_config.json) stands for the model it holds."""
+    return (folder / MODEL_CONFIG_FILE).is_file() and (folder / "model" / "config.json").is_file()
+
+
+def _output_adapter(folder: Path) -> Path | None:
+    """The adapter an earlier run wrote beside its model (OUT/adapter/), if any."""
+    adapter = folder / "adapter"
+    if _is_olivepress_output(folder) and (adapter / "adapter_config.json").is_file():
+        return adapter.resolve()
+    return None
 
 
 def _from_hf_cache(repo_id: str) -> Path:

@@ -13,6 +13,13 @@ ENTRY_POINT_GROUP = "olivepress.passes"
 
 BUILTIN_PASSES = (
     "olivepress.passes.onnx.model_builder:ModelBuilder",
+    "olivepress.passes.pytorch.lora:LoRA",
+    "olivepress.passes.pytorch.lora:QLoRA",
+    "olivepress.passes.pytorch.lora:DoRA",
+    "olivepress.passes.pytorch.merge_adapter:MergeAdapterWeights",
+    "olivepress.passes.pytorch.quantize:AWQ",
+    "olivepress.passes.pytorch.quantize:GPTQ",
+    "olivepress.passes.pytorch.quantize:RTN",
 )
 
 

@@ -1,0 +1,38 @@
+"""`olivepress quantize -m MODEL --algorithm awq|gptq|rtn -o OUT`: weight-only int4 quantization in torch.
+
+Writes OUT/model/, a Hugging Face folder with packed int4 weights that the GenAI builder ingests and
+that olivepress loads back into torch. Calibration data comes from the data flags, or from the seed
+text shipped with olivepress when none is given.
+"""
+
+import argparse
+
+from olivepress.cli import task
+from olivepress.cli.common import add_flag
+
+PASS_TYPES = {"awq": "AWQ", "gptq": "GPTQ", "rtn": "RTN"}
+PRECISION_BITS = {"int4": 4, "int8": 8}
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("quantize", parents=[common], help="quantize a Hugging Face model to int4 (AWQ, GPTQ, RTN)")
+    task.add_model_flags(parser)
+    add_flag(parser, "algorithm", "-a", choices=sorted(PASS_TYPES), default="awq", help="default awq")
+    add_flag(parser, "precision", choices=sorted(PRECISION_BITS), default="int4", help="default int4")
+    add_flag(parser, "group_size", type=int, default=None, help="weights per scale (default 128; a divisor is chosen when it does not fit)")
+    add_flag(parser, "num_samples", type=int, default=None, help="calibration rows")
+    add_flag(parser, "seq_len", type=int, default=None, help="tokens per calibration row")
+    task.add_data_flags(parser, required=False)
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    data_configs = task.data_configs_section(args)
+    quantize = task.given(type=PASS_TYPES[args.algorithm], bits=PRECISION_BITS[args.precision],
+                          group_size=args.group_size, num_samples=args.num_samples, seq_len=args.seq_len)
+    if data_configs and args.algorithm != "rtn":
+        quantize["data_config"] = task.DATA_CONFIG_NAME
+    document = {"input_model": task.input_model_section(args), "data_configs": data_configs,
+                "passes": {args.algorithm: quantize}}
+    task.run_document(document, args, "quantize")
+    return 0

@@ -1,0 +1,115 @@
+"""The task commands' plumbing: flags -> workflow document, data references, olivepress output folders as inputs."""
+
+import json
+
+import pytest
+
+from olivepress.cli.finetune import parse_passthrough
+from olivepress.config.loader import DocumentError, validate_document
+from olivepress.config.source import SourceDocument
+from olivepress.errors import OlivepressError
+from olivepress.passes.registry import PassRegistry
+
+TRAVEL_TEMPLATE = "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"
+
+
+def test_passthrough_flags_become_typed_training_arguments():
+    assert parse_passthrough(["--warmup_steps", "5", "--bf16", "--lr-scheduler-type=cosine", "--weight_decay", "0.1"]) == {
+        "warmup_steps": 5, "bf16": True, "lr_scheduler_type": "cosine", "weight_decay": 0.1,
+    }
+    with pytest.raises(OlivepressError, match="unexpected argument 'stray'"):
+        parse_passthrough(["stray"])
+
+
+def test_finetune_writes_the_workflow_it_runs(cli, tiny_llama, tmp_path):
+    saved = tmp_path / "finetune.json"
+    (tmp_path / "train.jsonl").write_text('{"prompt": "Hi?", "response": "Hello."}\n')
+    code, out, err = cli(
+        "finetune", "--method", "dora", "-m", tiny_llama, "--data_files", tmp_path / "train.jsonl",
+        "--text_template", TRAVEL_TEMPLATE, "--max_steps", "3", "--lora_r", "4", "--target_modules", "q_proj,o_proj",
+        "--warmup_steps", "1", "--output_path", tmp_path / "out", "--save_config", saved, "--dry_run",
+    )
+    document = json.loads(saved.read_text())
+    assert document["data_configs"] == [{
+        "name": "data", "type": "HuggingfaceContainer",
+        "load_dataset_config": {"params": {"data_name": "json", "data_files": str(tmp_path / "train.jsonl")}},
+        "pre_process_data_config": {"params": {"text_template": TRAVEL_TEMPLATE}},
+    }]
+    assert document["passes"] == {"dora": {
+        "type": "DoRA", "r": 4, "target_modules": ["q_proj", "o_proj"], "train_data_config": "data",
+        "training_args": {"max_steps": 3, "warmup_steps": 1},
+    }}
+    assert code == 0, err
+    assert "1. dora (DoRA)" in out
+
+
+def test_finetune_needs_data(cli, tiny_llama, tmp_path):
+    code, _, err = cli("finetune", "-m", tiny_llama, "-o", tmp_path / "out")
+    assert code == 2
+    assert "no training data: give --data_name and --data_files, or --data_config FILE" in err
+
+
+def test_unknown_flags_are_refused_where_nothing_passes_them_through(cli, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("run", "--config", tmp_path / "w.json", "--warmup_steps", "3")
+    assert exit_info.value.code == 2
+
+
+def test_quantize_builds_a_calibrated_pass(cli, tiny_llama, tmp_path):
+    data = tmp_path / "calib.yaml"
+    data.write_text(f"load_dataset_config:\n  data_name: json\n  data_files: {tmp_path / 'calib.jsonl'}\n")
+    (tmp_path / "calib.jsonl").write_text('{"text": "Some calibration text."}\n')
+    saved = tmp_path / "quantize.json"
+    code, _, err = cli("quantize", "-m", tiny_llama, "--algorithm", "gptq", "--group_size", "32",
+                       "--data_config", data, "-o", tmp_path / "out", "--save_config", saved, "--dry_run")
+    assert code == 0, err
+    document = json.loads(saved.read_text())
+    assert document["passes"] == {"gptq": {"type": "GPTQ", "bits": 4, "group_size": 32, "data_config": "data"}}
+    assert document["data_configs"][0]["load_dataset_config"] == {"data_name": "json", "data_files": str(tmp_path / "calib.jsonl")}
+
+
+def _validate(document: dict):
+    return validate_document(SourceDocument(data=document, file="w.json"), PassRegistry.builtin())
+
+
+def test_a_pass_naming_a_missing_data_config_is_refused(tiny_llama):
+    document = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+        "data_configs": [{"name": "travel", "load_dataset_config": {"data_name": "json", "data_files": "t.jsonl"}}],
+        "passes": {"lora": {"type": "LoRA", "config": {"train_data_config": "travle"}}},
+    }
+    with pytest.raises(DocumentError) as error:
+        _validate(document)
+    assert str(error.value) == (
+        "w.json: passes.lora.config.train_data_config: no data config named 'travle' in 'data_configs' "
+        "(did you mean 'travel'?)"
+    )
+
+
+def test_data_component_params_are_typed_flat_or_nested():
+    base = {"input_model": {"type": "HfModel", "model_path": "x"}}
+    flat = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"data_name": "json", "data_files": "a.jsonl"}}]})
+    nested = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"params": {"data_name": "json", "data_files": "a.jsonl"}}}]})
+    assert flat.config.data_configs == nested.config.data_configs
+    load = {"data_name": "json", "data_files": "a.jsonl"}
+    with pytest.raises(DocumentError, match=r"data_configs\[0\]\.pre_process_data_config\.params\.text_templat: "
+                                            r"unknown key 'text_templat' \(did you mean 'text_template'\?\)"):
+        _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": load,
+                                             "pre_process_data_config": {"text_templat": "{a}"}}]})
+    with pytest.raises(DocumentError, match="data config name 'd' is used twice"):
+        _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": load}] * 2})
+
+
+def test_an_output_folder_stands_for_its_model_and_adapter(tmp_path, tiny_llama):
+    import shutil
+
+    from olivepress.config.sections import HfModelConfig
+    from olivepress.models.resolve import resolve_input_model
+
+    out = tmp_path / "ft"
+    shutil.copytree(tiny_llama, out / "model")
+    (out / "adapter").mkdir()
+    (out / "adapter" / "adapter_config.json").write_text("{}")
+    (out / "model_config.json").write_text("{}")
+    model = resolve_input_model(HfModelConfig(type="HfModel", model_path=str(out)))
+    assert (model.path, model.adapter_path) == ((out / "model").resolve(), (out / "adapter").resolve())
