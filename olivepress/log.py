@@ -24,5 +24,5 @@ def setup_logging(olive_level: int = DEFAULT_LEVEL) -> None:
 def _quiet_third_party() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("transformers", "onnxruntime", "datasets", "huggingface_hub", "torch"):
+    for name in ("transformers", "onnxruntime", "datasets", "huggingface_hub", "torch", "bitsandbytes", "peft"):
         logging.getLogger(name).setLevel(logging.ERROR)

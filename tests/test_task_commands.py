@@ -113,3 +113,34 @@ def test_an_output_folder_stands_for_its_model_and_adapter(tmp_path, tiny_llama)
     (out / "model_config.json").write_text("{}")
     model = resolve_input_model(HfModelConfig(type="HfModel", model_path=str(out)))
     assert (model.path, model.adapter_path) == ((out / "model").resolve(), (out / "adapter").resolve())
+
+
+def test_data_contents_are_part_of_the_pass_key(tiny_llama, tmp_path):
+    from olivepress.engine.runner import Engine
+    from olivepress.models.handles import HfModel
+
+    data_file = tmp_path / "train.jsonl"
+    data_file.write_text('{"text": "one"}\n')
+    document = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+        "data_configs": [{"name": "train", "load_dataset_config": {"data_name": "json", "data_files": str(data_file)}}],
+        "passes": {"lora": {"type": "LoRA", "train_data_config": "train"}},
+        "engine": {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")},
+    }
+
+    def key(doc) -> str:
+        [(_, predicted, _)] = Engine(_validate(doc)).predicted_keys(HfModel(path=tiny_llama))
+        return predicted
+
+    first = key(document)
+    renamed = {**document, "data_configs": [{**document["data_configs"][0], "name": "travel"}],
+               "passes": {"lora": {"type": "LoRA", "train_data_config": "travel"}}}
+    assert key(renamed) == first  # names are not in the key
+    data_file.write_text('{"text": "two"}\n')
+    assert key(document) != first
+
+
+def test_an_unknown_component_type_is_refused_at_load():
+    with pytest.raises(DocumentError, match=r"data_configs\[0\]\.load_dataset_config\.type: Input should be 'huggingface_dataset'"):
+        _validate({"input_model": {"type": "HfModel", "model_path": "x"},
+                   "data_configs": [{"name": "d", "load_dataset_config": {"type": "my_loader", "data_name": "json"}}]})

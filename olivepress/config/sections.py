@@ -114,14 +114,19 @@ class DataComponentConfig(ConfigModel):
 
 
 class LoadDatasetComponent(DataComponentConfig):
+    type: Literal["huggingface_dataset"] | None = Field(None, description="Olive's name of this component; optional.")
     params: LoadDatasetParams = Field(description="Where the records come from.")
 
 
 class PreProcessComponent(DataComponentConfig):
+    type: Literal["text_generation_huggingface_pre_process", "huggingface_pre_process"] | None = Field(
+        None, description="Olive's name of this component; optional."
+    )
     params: PreProcessParams = Field(default_factory=PreProcessParams, description="How records become token rows.")
 
 
 class DataloaderComponent(DataComponentConfig):
+    type: Literal["default_dataloader"] | None = Field(None, description="Olive's name of this component; optional.")
     params: DataloaderParams = Field(default_factory=DataloaderParams, description="How rows are batched.")
 
 

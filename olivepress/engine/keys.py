@@ -48,13 +48,17 @@ def pass_key(
     accelerator: Accelerator,
     data_fingerprints: dict[str, str] | None = None,
 ) -> str:
+    """`data_fingerprints` maps each data-reference field to its data's fingerprint; the field's value (a
+    data config's name) is left out, so renaming a data config keeps the key."""
+    data = data_fingerprints or {}
+    resolved = {name: value for name, value in config.model_dump(mode="json").items() if name not in data}
     return digest(
         {
             "input": input_key,
             "pass": pass_class.name,
             "pass_version": pass_class.version,
-            "config": config.model_dump(mode="json"),
-            "data": data_fingerprints or {},
+            "config": resolved,
+            "data": data,
             "accelerator": accelerator.as_dict(),
             "libraries": library_versions(),
         }

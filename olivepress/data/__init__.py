@@ -1,0 +1,1 @@
+"""Data for fine-tuning and calibration: load -> pre-process -> dataloader (HuggingfaceContainer)."""

@@ -1,0 +1,168 @@
+"""HuggingfaceContainer: a data config's rows -> texts -> token rows -> batches, for training and calibration."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from olivepress.config.sections import DataConfig
+from olivepress.data.files import FILE_FORMATS, cached_hub_dataset, check_json_file, local_data_files
+from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams, check_eval_size
+from olivepress.data.text import text_function
+from olivepress.data.tokens import PadCollator, line_columns, pack, packed_columns, tokenize
+from olivepress.errors import OlivepressError
+
+SEED_DIR = Path(__file__).parent / "seed"
+SEED_FILES = ("data_sample_travel.jsonl", "dataset-classification.json")
+
+
+class HuggingfaceContainer:
+    """The data of one `data_configs` entry, with validated component parameters."""
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self.load_params: LoadDatasetParams = config.load_dataset_config.params
+        self.pre_process_params: PreProcessParams = config.pre_process_data_config.params
+        self.dataloader_params: DataloaderParams = config.dataloader_config.params
+
+    # ------------------------------------------------------------------ rows
+
+    def load_dataset(self):
+        """The raw rows (a datasets.Dataset), read offline; files with different columns are concatenated."""
+        params = self.load_params
+        try:
+            if params.data_name in FILE_FORMATS:
+                return self._load_files(params)
+            import datasets
+
+            folder = cached_hub_dataset(params.data_name)
+            return datasets.load_dataset(str(folder), name=params.subset, data_files=params.data_files,
+                                         data_dir=params.data_dir, split=params.split)
+        except OlivepressError as error:
+            raise OlivepressError(f"data_configs.{self.config.name}: {error}") from None
+
+    def _load_files(self, params: LoadDatasetParams):
+        import datasets
+
+        if params.data_files is None:
+            if params.data_dir is None:
+                raise OlivepressError(f"load_dataset_config.params: data_name '{params.data_name}' needs data_files or data_dir")
+            return datasets.load_dataset(params.data_name, data_dir=params.data_dir, split=params.split)
+        parts = []
+        for file in local_data_files(params.data_files):
+            if params.data_name == "json":
+                check_json_file(file)
+            parts.append(datasets.load_dataset(params.data_name, data_files=[str(file)], split=params.split))
+        return _concatenate(parts)
+
+    def texts(self, tokenizer: Any, rows=None) -> list[str]:
+        """The pre-processed text of each row (the first max_samples rows)."""
+        rows = self._limited(self.load_dataset()) if rows is None else rows
+        try:
+            to_text = text_function(self.pre_process_params, list(rows.column_names), tokenizer)
+        except OlivepressError as error:
+            raise OlivepressError(f"data_configs.{self.config.name}.pre_process_data_config.params.{error}") from None
+        return [to_text(row) for row in rows]
+
+    def _limited(self, rows):
+        limit = self.pre_process_params.max_samples
+        return rows.select(range(min(limit, len(rows)))) if limit is not None else rows
+
+    # ------------------------------------------------------------------ token rows
+
+    def datasets(self, tokenizer: Any, eval_dataset_size: int | float | None = None):
+        """Tokenized (train, eval or None) datasets with input_ids, labels (and attention_mask).
+
+        `eval_dataset_size` overrides the pre-process parameter of the same name.
+        """
+        params = self.pre_process_params
+        rows = self._limited(self.load_dataset())
+        eval_size = check_eval_size(eval_dataset_size) if eval_dataset_size is not None else params.eval_dataset_size
+        if not len(rows):
+            raise OlivepressError(f"data_configs.{self.config.name}: the data has no rows")
+        if eval_size is None:
+            return self._tokenized(tokenizer, rows, "train"), None
+        if isinstance(eval_size, int) and eval_size >= len(rows):
+            raise OlivepressError(
+                f"data_configs.{self.config.name}: eval_dataset_size {eval_size} leaves no training rows (the data has {len(rows)})"
+            )
+        split = rows.train_test_split(test_size=eval_size, seed=params.random_seed, shuffle=True)
+        return self._tokenized(tokenizer, split["train"], "train"), self._tokenized(tokenizer, split["test"], "eval")
+
+    def _tokenized(self, tokenizer: Any, rows, split: str):
+        import datasets
+
+        params = self.pre_process_params
+        texts = self.texts(tokenizer, rows)
+        token_lists = tokenize(tokenizer, texts, params.add_special_tokens, params.append_eos, total=len(texts))
+        if params.corpus_strategy == "join":
+            packed = pack(token_lists, params.max_seq_len)
+            if not packed:
+                count = sum(len(ids) for ids in tokenize(tokenizer, texts, params.add_special_tokens, params.append_eos))
+                raise OlivepressError(
+                    f"data_configs.{self.config.name}: the {split} data holds {count} tokens, fewer than max_seq_len "
+                    f"{params.max_seq_len}; lower max_seq_len or use corpus_strategy 'line-by-line'"
+                )
+            columns = packed_columns(packed, params.use_attention_mask)
+        else:
+            pad_to = params.max_seq_len if params.pad_to_max_len else None
+            columns = line_columns(token_lists, params.max_seq_len, pad_to, pad_id(tokenizer), params.use_attention_mask)
+        return datasets.Dataset.from_dict(columns)
+
+    def calibration_rows(self, tokenizer: Any, count: int, seq_len: int) -> torch.Tensor:
+        """Up to `count` packed rows of exactly `seq_len` tokens, shape [n, seq_len], whatever the corpus strategy."""
+        params = self.pre_process_params
+        texts = self.texts(tokenizer)
+        token_lists = tokenize(tokenizer, texts, params.add_special_tokens, params.append_eos, total=len(texts))
+        rows = pack(token_lists, seq_len, max_rows=count)
+        if not rows:
+            total = sum(len(ids) for ids in tokenize(tokenizer, texts, params.add_special_tokens, params.append_eos))
+            raise OlivepressError(
+                f"data_configs.{self.config.name}: calibration data too short: {total} tokens, need at least {seq_len}"
+            )
+        return torch.tensor(rows, dtype=torch.long)
+
+    def dataloader(self, tokenizer: Any, split: str = "train") -> torch.utils.data.DataLoader:
+        """Batches of the train or eval split as dicts of tensors."""
+        train, eval_ = self.datasets(tokenizer)
+        if split not in ("train", "eval"):
+            raise OlivepressError(f"unknown split {split!r}; use 'train' or 'eval'")
+        data = train if split == "train" else eval_
+        if data is None:
+            raise OlivepressError(f"data_configs.{self.config.name}: no eval split (set eval_dataset_size)")
+        params = self.dataloader_params
+        return torch.utils.data.DataLoader(
+            data, batch_size=params.batch_size, shuffle=params.shuffle, drop_last=params.drop_last,
+            num_workers=params.num_workers, collate_fn=PadCollator(pad_id(tokenizer)),
+        )
+
+
+def pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _concatenate(parts: list):
+    import datasets
+
+    if all(part.column_names == parts[0].column_names for part in parts):
+        return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    columns = list(dict.fromkeys(name for part in parts for name in part.column_names))
+    rows = [row for part in parts for row in part]
+    return datasets.Dataset.from_dict({name: [row.get(name) for row in rows] for name in columns})
+
+
+def seed_data_file(name: str) -> Path:
+    """A file of the shipped seed datasets (olivepress/data/seed)."""
+    path = SEED_DIR / name
+    if not path.is_file():
+        raise OlivepressError(f"no seed data file named '{name}'; the seed files are {', '.join(SEED_FILES)}")
+    return path
+
+
+def default_calibration_data() -> DataConfig:
+    """The shipped seed data (travel prompts and answers, tone phrases) as a data config, for quantizers given no data."""
+    return DataConfig(
+        name="olivepress_seed_data",
+        load_dataset_config={"params": {"data_name": "json", "data_files": [str(seed_data_file(n)) for n in SEED_FILES]}},
+        pre_process_data_config={"params": {"text_cols": ["prompt", "response", "phrase"]}},
+    )

@@ -1,0 +1,68 @@
+"""Finding a data config's files on disk, and checking JSON files before `datasets` reads them."""
+
+import glob
+import json
+from pathlib import Path
+
+from olivepress.errors import OlivepressError
+
+FILE_FORMATS = ("json", "csv", "parquet", "text", "arrow")  # the `datasets` builders read from local files
+
+
+def local_data_files(data_files: str | list[str] | None) -> list[Path]:
+    """The files named by `data_files` (relative to the current directory), glob patterns expanded in order."""
+    patterns = [data_files] if isinstance(data_files, str) else list(data_files or [])
+    files: list[Path] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise OlivepressError(f"data file not found: no file matches {pattern}")
+            files.extend(matches)
+        elif Path(pattern).is_file():
+            files.append(Path(pattern))
+        else:
+            raise OlivepressError(f"data file not found: {pattern}")
+    return [file.resolve() for file in files]
+
+
+def check_json_file(path: Path) -> None:
+    """Raise an error naming the file and line when `path` is neither one JSON document nor JSON Lines.
+
+    `datasets` reports a broken line only as a generic generation error, so the file is checked first.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise OlivepressError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    # split on '\n' only: str.splitlines would also split on U+2028, which JSON allows inside strings
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    content_lines = [number for number, line in enumerate(lines, 1) if line.strip()]
+    for number in content_lines:
+        try:
+            json.loads(lines[number - 1])
+        except json.JSONDecodeError as error:
+            if number != content_lines[0]:
+                raise OlivepressError(f"{path}:{number}: not valid JSON Lines: {error.msg} (column {error.colno})") from None
+            break  # the first line alone is not JSON: the file may be one JSON document over many lines
+    else:
+        return
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OlivepressError(f"{path}:{error.lineno}: not valid JSON: {error.msg} (column {error.colno})") from None
+
+
+def cached_hub_dataset(repo_id: str) -> Path:
+    """The snapshot folder of a dataset in the local Hugging Face cache; nothing is downloaded."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True, cache_dir=constants.HF_HUB_CACHE))
+    except (LocalEntryNotFoundError, ValueError):
+        raise OlivepressError(
+            f"data_name '{repo_id}' is not one of the file formats ({', '.join(FILE_FORMATS)}) and not a dataset in "
+            f"the local Hugging Face cache ({constants.HF_HUB_CACHE}); olivepress never downloads: "
+            f"run `hf download {repo_id} --repo-type dataset` where the hub is reachable"
+        ) from None

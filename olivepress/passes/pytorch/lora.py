@@ -1,0 +1,251 @@
+"""LoRA, QLoRA and DoRA: train a PEFT adapter on a Hugging Face causal LM with transformers' Trainer."""
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+
+from olivepress.data.params import check_eval_size
+from olivepress.errors import OlivepressError
+from olivepress.models.handles import HfModel
+from olivepress.models.loading import quantization_method
+from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.pytorch.training import check_training_args, progress_callback, training_arguments
+
+# Architectures missing from peft's own table of default target modules.
+EXTRA_DEFAULT_TARGETS = {"phi3": ["qkv_proj"]}
+
+
+class LoRAConfig(PassConfig):
+    data_config_fields = ("train_data_config", "eval_data_config")
+
+    r: int = Field(64, gt=0, validation_alias=AliasChoices("r", "lora_r"), description="Rank of the LoRA update matrices.")
+    alpha: float = Field(
+        16, gt=0, validation_alias=AliasChoices("alpha", "lora_alpha"), description="LoRA scaling: the update is scaled by alpha / r."
+    )
+    lora_dropout: float = Field(
+        0.05, ge=0, lt=1, validation_alias=AliasChoices("lora_dropout", "dropout"), description="Dropout on the LoRA input."
+    )
+    target_modules: list[str] | None = Field(
+        None, description="Names of the Linear modules to adapt, e.g. ['q_proj', 'v_proj']; default by architecture "
+        "(peft's table; all Linear layers for architectures it does not know)."
+    )
+    modules_to_save: list[str] | None = Field(
+        None, description="Modules trained fully and saved with the adapter, e.g. ['lm_head']."
+    )
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Dtype the base model is loaded in for training."
+    )
+    train_data_config: str = Field(description="Name of the training data in data_configs.")
+    eval_data_config: str | None = Field(None, description="Name of the evaluation data in data_configs.")
+    eval_dataset_size: int | float | None = Field(
+        None, description="Without eval_data_config: hold out this many training rows (int) or this fraction (float) for evaluation."
+    )
+    training_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Hugging Face TrainingArguments (e.g. max_steps, per_device_train_batch_size, learning_rate, bf16); "
+        "older names such as evaluation_strategy are accepted. The pass sets output_dir, report_to, save_strategy "
+        "and disable_tqdm itself; its defaults: learning_rate 2e-4, logging_steps 1, and bf16 autocast on CPUs with "
+        "native bf16 arithmetic when torch_dtype is float32 (set bf16: false for float32 training).",
+    )
+
+    @field_validator("eval_dataset_size")
+    @classmethod
+    def _check_eval_size(cls, value: int | float | None) -> int | float | None:
+        return check_eval_size(value)
+
+    @field_validator("training_args")
+    @classmethod
+    def _check_training_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_training_args(value)
+
+
+class LoRA(Pass):
+    name = "LoRA"
+    description = "Fine-tune a LoRA adapter on a Hugging Face causal LM; the base model is referenced, not copied."
+    version = "1"
+    accepts = ("hf",)
+    produces = "hf"
+    Config = LoRAConfig
+
+    def run(self, model: HfModel, config: LoRAConfig, context: PassContext) -> HfModel:
+        adapted = self.train(model, config, context)
+        adapter_dir = context.output_dir / "adapter"
+        adapted.save_pretrained(adapter_dir, save_embedding_layers=False)
+        return HfModel(path=model.path, adapter_path=adapter_dir, task=model.task, load_kwargs=model.load_kwargs)
+
+    def train(self, model: HfModel, config: LoRAConfig, context: PassContext, callbacks: tuple = ()):
+        """The trained PeftModel, in memory; its losses and speed go into context.metrics.
+        `callbacks` are extra TrainerCallbacks (benchmarks time the steps with one)."""
+        import transformers
+
+        from olivepress.data.container import pad_id
+        from olivepress.data.tokens import PadCollator
+        from olivepress.models.loading import load_tokenizer
+
+        if model.adapter_path is not None:
+            raise OlivepressError(
+                f"the input model already has an adapter ({model.adapter_path}); merge it first with MergeAdapterWeights"
+            )
+        self.check_base(model)
+        tokenizer = load_tokenizer(model.path)
+        train_data, eval_data = self.datasets(config, context, tokenizer)
+        args = training_arguments(
+            config.training_args, context.scratch_dir / "trainer",
+            use_cpu=context.accelerator.device == "cpu", include_num_input_tokens_seen="non_padding",
+            bf16=default_bf16(config, context),
+        )
+        transformers.set_seed(args.seed)  # the adapter's initial weights come from this seed
+        peft_model = self.adapted_model(model, config, context)
+        trainer = transformers.Trainer(
+            model=peft_model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+            data_collator=PadCollator(pad_id(tokenizer)), callbacks=[progress_callback(self.name), *callbacks],
+        )
+        trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
+        result = trainer.train()
+        runtime = result.metrics["train_runtime"]
+        context.logger.info("%s: %d steps in %.1f s, average loss %.4f", self.name, result.global_step, runtime,
+                            result.training_loss)
+        context.metrics.update(train_loss=result.training_loss, train_steps=float(result.global_step),
+                               train_tokens_per_s=trainer.state.num_input_tokens_seen / max(runtime, 1e-9))
+        if eval_data is not None:
+            context.metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
+        # drop the autocast wrapper accelerate puts around forward for mixed precision
+        return trainer.accelerator.unwrap_model(peft_model, keep_fp32_wrapper=False).eval()
+
+    def check_base(self, model: HfModel) -> None:
+        """Refuse a base this pass cannot train on."""
+
+    def datasets(self, config: LoRAConfig, context: PassContext, tokenizer: Any):
+        from olivepress.data.container import HuggingfaceContainer
+
+        train = HuggingfaceContainer(context.data_config(config.train_data_config))
+        if config.eval_data_config is None:
+            return train.datasets(tokenizer, eval_dataset_size=config.eval_dataset_size)
+        train_data, _ = train.datasets(tokenizer)
+        eval_data, _ = HuggingfaceContainer(context.data_config(config.eval_data_config)).datasets(tokenizer)
+        return train_data, eval_data
+
+    def load_base(self, model: HfModel, config: LoRAConfig, context: PassContext):
+        from olivepress.models.loading import load_causal_lm
+
+        return load_causal_lm(model.path, config.torch_dtype, **base_load_kwargs(model))
+
+    def lora_options(self, config: LoRAConfig) -> dict[str, Any]:
+        return {}
+
+    def adapted_model(self, model: HfModel, config: LoRAConfig, context: PassContext):
+        from peft import LoraConfig, get_peft_model
+
+        base = self.load_base(model, config, context)
+        base.config.use_cache = False  # no generation during training
+        targets = config.target_modules or default_target_modules(base.config.model_type)
+        if targets != "all-linear":
+            check_target_modules(base, targets)
+        context.logger.info("%s: adapting %s", self.name, targets)
+        lora_config = LoraConfig(
+            r=config.r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout, target_modules=targets,
+            modules_to_save=config.modules_to_save, task_type="CAUSAL_LM", **self.lora_options(config),
+        )
+        with peft_warnings_filtered():
+            return get_peft_model(base, lora_config)
+
+
+class DoRA(LoRA):
+    name = "DoRA"
+    description = "Fine-tune a DoRA (weight-decomposed LoRA) adapter on a Hugging Face causal LM."
+
+    def lora_options(self, config: LoRAConfig) -> dict[str, Any]:
+        return {"use_dora": True}
+
+
+class QLoRAConfig(LoRAConfig):
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="bitsandbytes 4-bit data type of the frozen base weights.")
+    double_quant: bool = Field(False, description="Quantize the quantization constants too (saves about 0.4 bit per weight).")
+    compute_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="Dtype of the 4-bit matmuls; default torch_dtype."
+    )
+
+
+class QLoRA(LoRA):
+    name = "QLoRA"
+    description = "Fine-tune a LoRA adapter on a bitsandbytes 4-bit (nf4/fp4) copy of the base model; runs on CPU too."
+    Config = QLoRAConfig
+
+    def check_base(self, model: HfModel) -> None:
+        method = quantization_method(model.path)
+        if method is not None:
+            raise OlivepressError(
+                f"QLoRA quantizes the base itself, but {model.path} is already quantized ({method}); use LoRA on it instead"
+            )
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise OlivepressError('QLoRA needs bitsandbytes: pip install "olivepress[bnb]"') from None
+
+    def load_base(self, model: HfModel, config: QLoRAConfig, context: PassContext):
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        from olivepress.models.loading import load_causal_lm, torch_dtype
+
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=config.quant_type, bnb_4bit_use_double_quant=config.double_quant,
+            bnb_4bit_compute_dtype=torch_dtype(config.compute_dtype or config.torch_dtype),
+        )
+        device = "cuda" if context.accelerator.device == "gpu" else "cpu"
+        base = load_causal_lm(model.path, config.torch_dtype, quantization_config=quantization,
+                              device_map={"": device}, **base_load_kwargs(model))
+        gradient_checkpointing = bool(config.training_args.get("gradient_checkpointing", False))
+        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=gradient_checkpointing)
+
+
+def default_bf16(config: LoRAConfig, context: PassContext) -> bool:
+    """bf16 autocast unless told otherwise, on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX): on SmolLM2-135M
+    it trains about 1.4x faster than float32 at an average loss within 0.5% (benchmarks/finetune.py)."""
+    import torch
+
+    if context.accelerator.device != "cpu" or config.torch_dtype != "float32" or "fp16" in config.training_args:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@contextmanager
+def peft_warnings_filtered() -> Iterator[None]:
+    """peft 0.21 reads a transformers attribute deprecated in v5; its FutureWarning says nothing to a user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
+
+
+def base_load_kwargs(model: HfModel) -> dict[str, Any]:
+    """The model's from_pretrained kwargs without a dtype: the pass's torch_dtype decides it."""
+    return {key: value for key, value in model.load_kwargs.items() if key not in ("torch_dtype", "dtype")}
+
+
+def default_target_modules(model_type: str) -> list[str] | str:
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type) or EXTRA_DEFAULT_TARGETS.get(model_type)
+    return list(targets) if targets else "all-linear"
+
+
+def linear_module_names(model: Any) -> list[str]:
+    import torch
+
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+
+
+def check_target_modules(model: Any, targets: list[str]) -> None:
+    names = linear_module_names(model)
+    for target in targets:
+        if not any(name == target or name.endswith(f".{target}") for name in names):
+            candidates = sorted({name.rsplit(".", 1)[-1] for name in names})
+            raise OlivepressError(
+                f"target_modules: the model has no Linear module '{target}'; its Linear modules are {', '.join(candidates)}"
+            )
