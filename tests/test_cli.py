@@ -106,4 +106,5 @@ def test_a_pass_that_cannot_take_the_previous_output_is_refused_before_running(t
 def test_passes_lists_kinds_and_descriptions(cli):
     code, out, _ = cli("passes")
     assert code == 0
-    assert "ModelBuilder  hf -> onnx  Export a Hugging Face model to an ONNX Runtime GenAI model" in out
+    assert "ModelBuilder         hf -> onnx  Export a Hugging Face model to an ONNX Runtime GenAI model" in out
+    assert "MergeAdapterWeights  hf -> hf    Merge a LoRA/DoRA adapter into the base weights" in out

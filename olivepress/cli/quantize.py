@@ -9,6 +9,7 @@ import argparse
 
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
+from olivepress.errors import OlivepressError
 
 PASS_TYPES = {"awq": "AWQ", "gptq": "GPTQ", "rtn": "RTN"}
 PRECISION_BITS = {"int4": 4, "int8": 8}
@@ -28,9 +29,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     data_configs = task.data_configs_section(args)
+    calibration = task.given(num_samples=args.num_samples, seq_len=args.seq_len)
+    if args.algorithm == "rtn" and (data_configs or calibration):
+        raise OlivepressError("--algorithm rtn uses no calibration data; drop the data flags, --num_samples and --seq_len")
     quantize = task.given(type=PASS_TYPES[args.algorithm], bits=PRECISION_BITS[args.precision],
-                          group_size=args.group_size, num_samples=args.num_samples, seq_len=args.seq_len)
-    if data_configs and args.algorithm != "rtn":
+                          group_size=args.group_size, **calibration)
+    if data_configs:
         quantize["data_config"] = task.DATA_CONFIG_NAME
     document = {"input_model": task.input_model_section(args), "data_configs": data_configs,
                 "passes": {args.algorithm: quantize}}

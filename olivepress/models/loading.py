@@ -36,7 +36,7 @@ def load_causal_lm(path: Path, dtype: str = "float32", **load_kwargs: Any) -> to
     if quantization_method(path) is not None:
         from olivepress.quantization.checkpoint import load_quantized
 
-        return load_quantized(Path(path), torch_dtype(dtype))
+        return load_quantized(Path(path), torch_dtype(dtype), trust_remote_code=load_kwargs.get("trust_remote_code", False))
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), **load_kwargs)

@@ -1,0 +1,152 @@
+"""AWQ: activation-aware weight quantization (Lin et al., 2023), after llm-awq / AutoAWQ.
+
+For each group of linears that read the same input (q/k/v, gate/up, and o_proj and down_proj where
+the op before them can absorb a scale), a per-input-channel scale s = mean|x|^a / mean|w|^(1-a)
+(duo scaling; mean|x|^a without it) is searched over a grid of a in [0, 1). The weights are multiplied
+by s and the op that produces their input (the RMSNorm, or v_proj / up_proj) divides by s, so the
+float model is unchanged while salient input channels get finer quantization steps. Then each linear's
+groups are clipped to the shrink of their range that quantizes best (not for q/k, whose errors the
+attention scores amplify), and the result is quantized round-to-nearest.
+
+The loss of a candidate is the output error of the group's linears over all calibration tokens,
+sum ||x (W_q - W)^T||^2 = trace(D H D^T) with D = W_q - W and H = E[x^T x]: exact, and computed from H
+without another pass over the activations. The identity scale is a candidate too, so the search never
+ends worse than plain round-to-nearest on that loss.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from olivepress.quantization.clip import clip_weight
+from olivepress.quantization.layerwise import InputStats
+from olivepress.quantization.packing import QuantizedWeight
+from olivepress.quantization.rtn import fake_quantize, quantize_rtn
+
+QUERY_KEY_LINEARS = ("q_proj", "k_proj", "qkv_proj")
+
+
+@dataclass(frozen=True)
+class AwqOptions:
+    bits: int
+    group_size: int
+    sym: bool
+    n_grid: int = 20
+    duo_scaling: bool = True
+    apply_clip: bool = True
+
+
+@dataclass(frozen=True)
+class ScaleGroup:
+    prev: str  # the module whose output is the linears' input: a norm, or a linear
+    linears: tuple[str, ...]
+    prev_rows: slice | None = None  # for a fused linear before them (qkv_proj, gate_up_proj): the rows that feed them
+
+
+def scale_groups(layer: nn.Module, linear_names: list[str]) -> list[ScaleGroup]:
+    """The groups whose input scale can be folded into the op before them, for Llama-style layers
+    (separate or fused q/k/v and gate/up projections)."""
+    modules = dict(layer.named_modules())
+    present = set(linear_names)
+
+    def first_present(*options: tuple[str, ...]) -> tuple[str, ...]:
+        return next((names for names in options if set(names) <= present), ())
+
+    groups = []
+    attention_in = first_present(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.qkv_proj",))
+    if attention_in and _foldable_norm(modules.get("input_layernorm")):
+        groups.append(ScaleGroup("input_layernorm", attention_in))
+    if "self_attn.o_proj" in present:
+        width = modules["self_attn.o_proj"].in_features
+        if "self_attn.v_proj" in present and modules["self_attn.v_proj"].out_features == width:
+            groups.append(ScaleGroup("self_attn.v_proj", ("self_attn.o_proj",)))
+        elif "self_attn.qkv_proj" in present and modules["self_attn.qkv_proj"].out_features == 3 * width:
+            groups.append(ScaleGroup("self_attn.qkv_proj", ("self_attn.o_proj",), slice(2 * width, 3 * width)))
+    mlp_in = first_present(("mlp.gate_proj", "mlp.up_proj"), ("mlp.gate_up_proj",))
+    if mlp_in and _foldable_norm(modules.get("post_attention_layernorm")):
+        groups.append(ScaleGroup("post_attention_layernorm", mlp_in))
+    if "mlp.down_proj" in present:
+        width = modules["mlp.down_proj"].in_features
+        if "mlp.up_proj" in present and modules["mlp.up_proj"].out_features == width:
+            groups.append(ScaleGroup("mlp.up_proj", ("mlp.down_proj",)))
+        elif "mlp.gate_up_proj" in present and modules["mlp.gate_up_proj"].out_features == 2 * width:
+            groups.append(ScaleGroup("mlp.gate_up_proj", ("mlp.down_proj",), slice(width, 2 * width)))
+    return groups
+
+
+def awq_quantize_layer(layer: nn.Module, linear_names: list[str], stats: dict[str, InputStats],
+                       options: AwqOptions) -> dict[str, QuantizedWeight]:
+    """Search and fold the scales of one decoder layer (in place), clip, and quantize its linears."""
+    groups = scale_groups(layer, linear_names)
+    # every search sees the unscaled layer, as in AutoAWQ; the scales are folded in afterwards
+    found = [search_scales([layer.get_submodule(name).weight for name in group.linears], stats[group.linears[0]], options)
+             for group in groups]
+    input_scales: dict[str, torch.Tensor] = {}
+    for group, scales in zip(groups, found):
+        fold_scales(layer, group, scales)
+        input_scales.update({name: scales for name in group.linears})
+    quantized = {}
+    for name in linear_names:
+        weight = layer.get_submodule(name).weight.detach().float()
+        if options.apply_clip and name.rsplit(".", 1)[-1] not in QUERY_KEY_LINEARS:
+            hessian = stats[name].hessian
+            if name in input_scales:
+                scales = input_scales[name]
+                hessian = hessian / (scales.unsqueeze(1) * scales.unsqueeze(0))
+            weight = clip_weight(weight, hessian, options.bits, options.group_size, options.sym, options.n_grid)
+        quantized[name] = quantize_rtn(weight, options.bits, options.group_size, options.sym)
+    return quantized
+
+
+def search_scales(weights: list[torch.Tensor], stats: InputStats, options: AwqOptions) -> torch.Tensor:
+    """The per-input-channel scale with the least output error of these linears (which share an input)."""
+    weight = torch.cat([w.detach().float() for w in weights])
+    hessian = stats.hessian
+    x_mean = stats.abs_mean
+    grouped = weight.abs().reshape(-1, options.group_size)
+    w_mean = (grouped / grouped.amax(dim=1, keepdim=True).clamp(min=1e-12)).reshape(weight.shape).mean(0)
+
+    def loss(scales: torch.Tensor) -> float:
+        error = fake_quantize(weight * scales, options.bits, options.group_size, options.sym) / scales - weight
+        return float(((error @ hessian) * error).sum())
+
+    best_scales = torch.ones_like(x_mean)
+    best_loss = loss(best_scales)
+    for step in range(options.n_grid):
+        ratio = step / options.n_grid
+        if options.duo_scaling:
+            scales = x_mean.pow(ratio) / (w_mean.pow(1 - ratio) + 1e-4)
+        else:
+            scales = x_mean.pow(ratio)
+        scales = scales.clamp(min=1e-4)
+        scales = scales / (scales.max() * scales.min()).sqrt()
+        candidate = loss(scales)
+        if candidate < best_loss:
+            best_loss, best_scales = candidate, scales
+    return best_scales
+
+
+def fold_scales(layer: nn.Module, group: ScaleGroup, scales: torch.Tensor) -> None:
+    """Multiply the group's weights by `scales` along their input channels and divide the producing op's output
+    by them: the layer computes the same function."""
+    prev = layer.get_submodule(group.prev)
+    rows = group.prev_rows if group.prev_rows is not None else slice(None)
+    with torch.no_grad():
+        if isinstance(prev, nn.Linear):
+            prev.weight[rows] /= scales.unsqueeze(1)
+        else:
+            prev.weight[rows] /= scales
+        if getattr(prev, "bias", None) is not None:
+            prev.bias[rows] /= scales
+        for name in group.linears:
+            layer.get_submodule(name).weight.mul_(scales)
+
+
+def _foldable_norm(module: nn.Module | None) -> bool:
+    """A norm whose output is normalized(x) * weight (+ bias): dividing weight and bias by s divides the output.
+    Gemma's norms multiply by (1 + weight) and are left alone."""
+    if module is None or isinstance(module, nn.Linear) or getattr(module, "weight", None) is None:
+        return False
+    name = type(module).__name__
+    return module.weight.dim() == 1 and ("RMSNorm" in name or "LayerNorm" in name) and "Gemma" not in name

@@ -1,0 +1,103 @@
+"""The quantized Hugging Face folder: written by the quantization passes, read by the GenAI builder and by
+`load_quantized` (for evaluation and LoRA training in torch)."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from olivepress import __version__
+from olivepress.errors import OlivepressError
+from olivepress.quantization.algorithms import QuantizeSpec
+from olivepress.quantization.formats import FORMATS
+from olivepress.quantization.qlinear import QuantLinear, set_submodule
+
+WEIGHTS_FILE = "model.safetensors"
+COPIED_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt", "*.tiktoken",
+                "tokenizer.model", "chat_template*", "generation_config.json", "*.py")
+
+
+def quantization_config(spec: QuantizeSpec, group_size: int, calibration: dict[str, Any]) -> dict[str, Any]:
+    """config.json's quantization_config in the shape AutoAWQ / AutoGPTQ write and the GenAI builder reads;
+    `meta` records how olivepress made it."""
+    meta = {"quantizer": f"olivepress {__version__}", "algorithm": spec.algorithm, "sym": spec.sym,
+            "group_size_requested": spec.group_size, **spec.algorithm_options(), **calibration}
+    kept = list(spec.modules_to_not_convert)
+    if spec.fmt == "awq":
+        return {"quant_method": "awq", "version": "gemm", "bits": spec.bits, "group_size": group_size,
+                "zero_point": True, "modules_to_not_convert": kept, "meta": meta}
+    # desc_act would tell readers that g_idx permutes the groups; olivepress keeps them contiguous (static groups)
+    return {"quant_method": "gptq", "checkpoint_format": "gptq", "bits": spec.bits, "group_size": group_size,
+            "sym": spec.sym, "desc_act": False, "static_groups": spec.algorithm == "gptq" and spec.desc_act,
+            "lm_head": "lm_head" not in kept, "modules_to_not_convert": kept, "meta": meta}
+
+
+def save_quantized(model: nn.Module, source: Path, output: Path, config: dict[str, Any]) -> None:
+    """Write `model` (its quantized linears as QuantLinear) as a Hugging Face folder in `output`."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    stored: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        pointer = tensor.data_ptr()
+        if pointer in stored:  # a tied weight (the LM head sharing the embedding): readers re-tie it
+            continue
+        stored.add(pointer)
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    output.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(output / WEIGHTS_FILE), metadata={"format": "pt"})
+
+    model_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    model_config["quantization_config"] = config
+    if model_config.get("tie_word_embeddings") and isinstance(_output_embeddings(model), QuantLinear):
+        model_config["tie_word_embeddings"] = False
+    (output / "config.json").write_text(json.dumps(model_config, indent=2) + "\n", encoding="utf-8")
+    for pattern in COPIED_FILES:
+        for path in source.glob(pattern):
+            if path.is_file():
+                shutil.copy2(path, output / path.name)
+
+
+def load_quantized(path: Path, dtype: torch.dtype, trust_remote_code: bool = False) -> nn.Module:
+    """A causal LM from an awq/gptq folder, on the CPU, with QuantLinear modules that dequantize on the fly."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    path = Path(path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    settings = dict(getattr(config, "quantization_config", None) or {})
+    fmt = settings.get("quant_method")
+    if fmt not in FORMATS:
+        raise OlivepressError(f"{path / 'config.json'}: quantization_config.quant_method {fmt!r} cannot be loaded "
+                              f"by olivepress; it loads {', '.join(FORMATS)}")
+    del config.quantization_config  # transformers must not look for autoawq / gptqmodel
+    with no_init_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    model.tie_weights()  # skipped with the initialization; a float LM head tied to the embedding shares its tensor
+
+    tensors: dict[str, torch.Tensor] = {}
+    for weights_file in sorted(path.glob("*.safetensors")):
+        tensors.update(load_file(weights_file))
+    if not tensors:
+        raise OlivepressError(f"{path}: no *.safetensors weights")
+    for name in sorted({key.rsplit(".", 1)[0] for key in tensors if key.endswith(".qweight")}):
+        linear = model.get_submodule(name)
+        set_submodule(model, name, QuantLinear(linear.in_features, linear.out_features, linear.bias is not None, fmt,
+                                               settings["bits"], settings["group_size"], dtype=dtype))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    state = model.state_dict()
+    loaded = {tensor.data_ptr() for name, tensor in state.items() if name not in missing}
+    missing = [name for name in missing if state[name].data_ptr() not in loaded]  # tied weights come with their source
+    if missing or unexpected:
+        raise OlivepressError(f"{path}: the weights do not fit the model built from config.json "
+                              f"(missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'})")
+    return model.eval()
+
+
+def _output_embeddings(model: nn.Module) -> nn.Module | None:
+    get = getattr(model, "get_output_embeddings", None)
+    return get() if get else None

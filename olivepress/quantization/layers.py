@@ -1,0 +1,70 @@
+"""Where the decoder layers and the linears to quantize are in a causal LM."""
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from olivepress.errors import OlivepressError
+
+DECODER_LAYER_PATHS = (
+    "model.layers", "model.language_model.layers", "model.decoder.layers",
+    "transformer.h", "transformer.layers", "transformer.blocks", "gpt_neox.layers",
+)
+
+
+@dataclass
+class QuantPlan:
+    """The decoder layers, and the linears to quantize by their full module names."""
+
+    layers_path: str
+    layers: nn.ModuleList
+    layer_linears: list[list[str]]  # per layer, names relative to the layer
+    outer_linears: list[str]  # linears outside the decoder layers (the LM head when it is not kept float)
+
+    def full_name(self, layer_index: int, name: str) -> str:
+        return f"{self.layers_path}.{layer_index}.{name}"
+
+    def all_linears(self) -> list[str]:
+        inner = [self.full_name(index, name) for index, names in enumerate(self.layer_linears) for name in names]
+        return inner + self.outer_linears
+
+
+def find_decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    for path in DECODER_LAYER_PATHS:
+        try:
+            layers = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(layers, nn.ModuleList) and len(layers) > 0:
+            return path, layers
+    raise OlivepressError(
+        f"cannot find the decoder layers of {type(model).__name__}: tried {', '.join(DECODER_LAYER_PATHS)}"
+    )
+
+
+def matches(name: str, patterns: list[str]) -> bool:
+    """A module name matches a pattern that equals it or names its trailing components ('lm_head', 'mlp.down_proj')."""
+    return any(name == pattern or name.endswith("." + pattern) for pattern in patterns)
+
+
+def plan_quantization(model: nn.Module, modules_to_not_convert: list[str]) -> QuantPlan:
+    """Every linear of every decoder layer, plus the linears outside them not in `modules_to_not_convert`.
+
+    The GenAI builder reads every linear of a decoder layer in an awq/gptq checkpoint as quantized, so
+    keeping one of them float would give a folder it cannot read; that is refused here.
+    """
+    path, layers = find_decoder_layers(model)
+    layer_linears = []
+    for index, layer in enumerate(layers):
+        names = [name for name, module in layer.named_modules() if isinstance(module, nn.Linear)]
+        kept = [name for name in names if matches(f"{path}.{index}.{name}", modules_to_not_convert)]
+        if kept:
+            raise OlivepressError(
+                f"modules_to_not_convert: {path}.{index}.{kept[0]} is inside a decoder layer; the GenAI builder reads "
+                f"every decoder-layer linear of a quantized checkpoint as quantized, so only modules outside the "
+                f"decoder layers (such as lm_head) can stay float"
+            )
+        layer_linears.append(names)
+    outer = [name for name, module in model.named_modules()
+             if isinstance(module, nn.Linear) and not name.startswith(path + ".") and not matches(name, modules_to_not_convert)]
+    return QuantPlan(layers_path=path, layers=layers, layer_linears=layer_linears, outer_linears=outer)
