@@ -1,6 +1,6 @@
 """LoRA training throughput on SmolLM2-135M-Instruct with the travel seed data, through the LoRA pass's training.
 
-    .venv/bin/python benchmarks/finetune.py [--steps 20] [--bf16 auto|true|false] [--no_attention_mask]
+    .venv/bin/python benchmarks/finetune.py [--steps 20] [--bf16 auto|true|false] [--torch_dtype float32|bfloat16]
 
 Settings of the issue's comparison with `olive finetune`: r=8 on q_proj,v_proj, batch 8 x 128 tokens (packed rows),
 the travel template. Prints tokens/s, s/step, the average training loss and the peak RSS of the process.
@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--bf16", choices=["auto", "true", "false"], default="auto",
                         help="bf16 autocast (TrainingArguments bf16); auto: the pass's default for this CPU")
+    parser.add_argument("--torch_dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="dtype of the base weights (bfloat16: pure bf16 training, as olive finetune does by default)")
     parser.add_argument("--no_attention_mask", action="store_true", help="packed rows without an attention_mask")
     args = parser.parse_args()
 
@@ -56,7 +58,7 @@ def main() -> None:
                                             "use_attention_mask": not args.no_attention_mask}},
     )
     config = LoRA.Config(
-        r=8, alpha=16, target_modules=["q_proj", "v_proj"], train_data_config="travel",
+        r=8, alpha=16, target_modules=["q_proj", "v_proj"], train_data_config="travel", torch_dtype=args.torch_dtype,
         training_args={"max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
                        **({} if args.bf16 == "auto" else {"bf16": args.bf16 == "true"})},
     )
@@ -74,7 +76,7 @@ def main() -> None:
     tokens_per_step = args.batch_size * args.seq_len
     print(json.dumps({
         "model": "SmolLM2-135M-Instruct", "steps": int(metrics["train_steps"]), "batch": f"{args.batch_size} x {args.seq_len}",
-        "bf16_autocast": args.bf16 == "true" or (args.bf16 == "auto" and default_bf16(config, context)), "attention_mask": not args.no_attention_mask,
+        "torch_dtype": args.torch_dtype, "bf16_autocast": args.bf16 == "true" or (args.bf16 == "auto" and default_bf16(config, context)), "attention_mask": not args.no_attention_mask,
         "train_tokens_per_s": round(metrics["train_tokens_per_s"], 1),
         "s_per_step": round(tokens_per_step / metrics["train_tokens_per_s"], 3),
         "median_s_per_step": round(statistics.median(step_seconds), 3),

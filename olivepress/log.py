@@ -24,5 +24,8 @@ def setup_logging(olive_level: int = DEFAULT_LEVEL) -> None:
 def _quiet_third_party() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # the libraries' own bars (loading weights, generating splits); olivepress shows one bar per long step
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     for name in ("transformers", "onnxruntime", "datasets", "huggingface_hub", "torch", "bitsandbytes", "peft"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -23,6 +23,17 @@ def tiny_phi3(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """For tiny tensors one torch thread is faster, and steady when other processes load the CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def write_doc(tmp_path):
     """Write a workflow document (dict) as JSON or YAML into tmp_path and return its path."""
 

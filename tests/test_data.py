@@ -1,7 +1,6 @@
 """The data container: loading local files, templates, join vs line-by-line, splits, calibration rows, fingerprints."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

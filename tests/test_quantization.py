@@ -23,13 +23,7 @@ from olivepress.quantization.rtn import fake_quantize, quantize_rtn
 logger = logging.getLogger("olivepress.test")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tensors here are tiny: one thread is faster, and steady when other processes load the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_weight(out_features: int, in_features: int, bits: int, group_size: int, seed: int = 0) -> QuantizedWeight:

@@ -107,7 +107,7 @@ def run_document(document: dict[str, Any], args: argparse.Namespace, command: st
         metrics = "  ".join(f"{name} {value:.4g}" for name, value in step.metrics.items())
         print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s  {metrics}".rstrip())
     folders = ", ".join(f"{role}/" for role in result.model.folders())
-    print(f"output: {result.output_dir}/  ({folders} model_config.json, footprint.json)")
+    print(f"output: {result.output_dir}/  ({folders}, model_config.json, footprint.json)")
     return engine
 
 

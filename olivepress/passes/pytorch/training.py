@@ -16,7 +16,8 @@ LEGACY_NAMES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
 # Set by the pass: checkpoints and logs go nowhere, and the pass shows its own progress bar.
 PASS_OWNED = {"output_dir": None, "report_to": "none", "save_strategy": "no", "disable_tqdm": True}
 # Where the pass's defaults differ from TrainingArguments' own.
-DEFAULTS: dict[str, Any] = {"learning_rate": 2e-4, "logging_steps": 1, "dataloader_pin_memory": False}
+DEFAULTS: dict[str, Any] = {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "logging_steps": 1,
+                             "dataloader_pin_memory": False}
 
 
 @cache
