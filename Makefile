@@ -31,6 +31,8 @@ schema: install
 
 benchmark: install
 	$(BIN)/python benchmarks/quickstart.py
+	$(BIN)/python benchmarks/finetune.py
+	$(BIN)/python benchmarks/quantization.py
 
 clean:
 	rm -rf out .olivepress-cache
