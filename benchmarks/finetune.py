@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from olivepress.config.sections import DataConfig
 from olivepress.data.container import seed_data_file
 from olivepress.models.default_model import resolve_known_model
@@ -38,6 +40,11 @@ def step_timer(seconds: list[float]):
     return StepTimer()
 
 
+def _key_value(item: str) -> tuple[str, object]:
+    key, _, value = item.partition("=")
+    return key, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
@@ -47,6 +54,8 @@ def main() -> None:
                         help="bf16 autocast (TrainingArguments bf16); auto: the pass's default for this CPU")
     parser.add_argument("--torch_dtype", choices=["float32", "bfloat16"], default="float32",
                         help="dtype of the base weights (bfloat16: pure bf16 training, as olive finetune does by default)")
+    parser.add_argument("--training_arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other TrainingArguments value (YAML scalar), e.g. torch_compile=true; repeatable")
     parser.add_argument("--no_attention_mask", action="store_true", help="packed rows without an attention_mask")
     args = parser.parse_args()
 
@@ -60,7 +69,8 @@ def main() -> None:
     config = LoRA.Config(
         r=8, alpha=16, target_modules=["q_proj", "v_proj"], train_data_config="travel", torch_dtype=args.torch_dtype,
         training_args={"max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
-                       **({} if args.bf16 == "auto" else {"bf16": args.bf16 == "true"})},
+                       **({} if args.bf16 == "auto" else {"bf16": args.bf16 == "true"}),
+                       **dict(_key_value(item) for item in args.training_arg)},
     )
     with tempfile.TemporaryDirectory() as scratch:
         output_dir, scratch_dir = Path(scratch) / "out", Path(scratch) / "scratch"
