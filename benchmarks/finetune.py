@@ -54,6 +54,7 @@ def main() -> None:
                         help="bf16 autocast (TrainingArguments bf16); auto: the pass's default for this CPU")
     parser.add_argument("--torch_dtype", choices=["float32", "bfloat16"], default="float32",
                         help="dtype of the base weights (bfloat16: pure bf16 training, as olive finetune does by default)")
+    parser.add_argument("--lora_dropout", type=float, default=0.0, help="default 0, the pass's default (Olive's is 0.05)")
     parser.add_argument("--training_arg", action="append", default=[], metavar="KEY=VALUE",
                         help="any other TrainingArguments value (YAML scalar), e.g. torch_compile=true; repeatable")
     parser.add_argument("--no_attention_mask", action="store_true", help="packed rows without an attention_mask")
@@ -67,7 +68,7 @@ def main() -> None:
                                             "use_attention_mask": not args.no_attention_mask}},
     )
     config = LoRA.Config(
-        r=8, alpha=16, target_modules=["q_proj", "v_proj"], train_data_config="travel", torch_dtype=args.torch_dtype,
+        r=8, alpha=16, lora_dropout=args.lora_dropout, target_modules=["q_proj", "v_proj"], train_data_config="travel", torch_dtype=args.torch_dtype,
         training_args={"max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
                        **({} if args.bf16 == "auto" else {"bf16": args.bf16 == "true"}),
                        **dict(_key_value(item) for item in args.training_arg)},
@@ -86,7 +87,7 @@ def main() -> None:
     tokens_per_step = args.batch_size * args.seq_len
     print(json.dumps({
         "model": "SmolLM2-135M-Instruct", "steps": int(metrics["train_steps"]), "batch": f"{args.batch_size} x {args.seq_len}",
-        "torch_dtype": args.torch_dtype, "bf16_autocast": args.bf16 == "true" or (args.bf16 == "auto" and default_bf16(config, context)), "attention_mask": not args.no_attention_mask,
+        "torch_dtype": args.torch_dtype, "lora_dropout": args.lora_dropout, "bf16_autocast": args.bf16 == "true" or (args.bf16 == "auto" and default_bf16(config, context)), "attention_mask": not args.no_attention_mask,
         "train_tokens_per_s": round(metrics["train_tokens_per_s"], 1),
         "s_per_step": round(tokens_per_step / metrics["train_tokens_per_s"], 3),
         "median_s_per_step": round(statistics.median(step_seconds), 3),
