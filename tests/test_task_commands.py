@@ -22,11 +22,12 @@ def test_passthrough_flags_become_typed_training_arguments():
 
 
 def test_finetune_writes_the_workflow_it_runs(cli, tiny_llama, tmp_path):
+    """The template is typed as in the Olive lab, with backslash-n in a double-quoted shell string."""
     saved = tmp_path / "finetune.json"
     (tmp_path / "train.jsonl").write_text('{"prompt": "Hi?", "response": "Hello."}\n')
     code, out, err = cli(
         "finetune", "--method", "dora", "-m", tiny_llama, "--data_files", tmp_path / "train.jsonl",
-        "--text_template", TRAVEL_TEMPLATE, "--max_steps", "3", "--lora_r", "4", "--target_modules", "q_proj,o_proj",
+        "--text_template", TRAVEL_TEMPLATE.replace("\n", "\\n"), "--max_steps", "3", "--lora_r", "4", "--target_modules", "q_proj,o_proj",
         "--warmup_steps", "1", "--output_path", tmp_path / "out", "--save_config", saved, "--dry_run",
     )
     document = json.loads(saved.read_text())

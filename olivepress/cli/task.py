@@ -39,7 +39,8 @@ def add_data_flags(parser: argparse.ArgumentParser, required: bool) -> None:
     add_flag(group, "data_name", default=None, help="a datasets builder (json, csv, parquet, text) or a dataset in the local HF cache")
     add_flag(group, "data_files", default=None, help="data file(s), comma-separated")
     add_flag(group, "train_split", "--split", default=None, help="the split to read (default train)")
-    add_flag(group, "text_template", default=None, help="e.g. '### Q: {prompt}\\n### A: {response}'")
+    add_flag(group, "text_template", default=None,
+             help="e.g. '### Q: {prompt}\\n### A: {response}' (\\n and \\t are read as newline and tab)")
     add_flag(group, "text_field", "--text_cols", default=None, help="column(s) holding the text, comma-separated")
     add_flag(group, "use_chat_template", action="store_true", help="render a messages column with the tokenizer's chat template")
     add_flag(group, "max_seq_len", type=int, default=None, help="tokens per training/calibration row")
@@ -71,7 +72,7 @@ def data_configs_section(args: argparse.Namespace, extra_pre_process: dict[str, 
         return []
     load = given(data_name=args.data_name or _builder_for(args.data_files),
                 data_files=_split_list(args.data_files), split=args.train_split)
-    pre_process = given(text_template=args.text_template, text_cols=_split_list(args.text_field),
+    pre_process = given(text_template=unescape(args.text_template), text_cols=_split_list(args.text_field),
                        use_chat_template=args.use_chat_template or None, max_seq_len=args.max_seq_len,
                        max_samples=args.max_samples, **(extra_pre_process or {}))
     return [{"name": DATA_CONFIG_NAME, "type": "HuggingfaceContainer",
@@ -109,6 +110,11 @@ def run_document(document: dict[str, Any], args: argparse.Namespace, command: st
     folders = ", ".join(f"{role}/" for role in result.model.folders())
     print(f"output: {result.output_dir}/  ({folders}, model_config.json, footprint.json)")
     return engine
+
+
+def unescape(text: str | None) -> str | None:
+    """Backslash-n and backslash-t as typed in a shell (the Olive lab passes its template so) become a newline and a tab."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def given(**values: Any) -> dict[str, Any]:
