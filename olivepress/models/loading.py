@@ -3,20 +3,22 @@ int4 checkpoints (AWQ/GPTQ/RTN output) through olivepress.quantization."""
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from olivepress.errors import OlivepressError
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    try:
-        return TORCH_DTYPES[name]
-    except KeyError:
-        raise OlivepressError(f"unknown torch_dtype '{name}'; use one of {', '.join(TORCH_DTYPES)}") from None
+def torch_dtype(name: str) -> "torch.dtype":
+    import torch
+
+    if name not in TORCH_DTYPES:
+        raise OlivepressError(f"unknown torch_dtype '{name}'; use one of {', '.join(TORCH_DTYPES)}")
+    return getattr(torch, name)
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def quantization_method(path: Path) -> str | None:
     return (read_model_config(path).get("quantization_config") or {}).get("quant_method")
 
 
-def load_causal_lm(path: Path, dtype: str = "float32", **load_kwargs: Any) -> torch.nn.Module:
+def load_causal_lm(path: Path, dtype: str = "float32", **load_kwargs: Any) -> "torch.nn.Module":
     """A causal LM on CPU in `dtype`; a quantized folder comes back with modules that dequantize on the fly."""
     if quantization_method(path) is not None:
         from olivepress.quantization.checkpoint import load_quantized

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
-from olivepress.models.loading import TORCH_DTYPES, quantization_method, read_model_config
+from olivepress.models.loading import TORCH_DTYPES, quantization_method, read_model_config, torch_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.pytorch.lora import base_load_kwargs, peft_warnings_filtered
 
@@ -34,7 +34,6 @@ class MergeAdapterWeights(Pass):
     Config = MergeAdapterWeightsConfig
 
     def run(self, model: HfModel, config: MergeAdapterWeightsConfig, context: PassContext) -> HfModel:
-        import torch
         from peft import PeftModel
 
         from olivepress.models.loading import load_causal_lm
@@ -47,7 +46,8 @@ class MergeAdapterWeights(Pass):
                 f"cannot merge an adapter into a quantized base ({method}, {model.path}); merge into the float "
                 "model and quantize afterwards"
             )
-        saved_dtype = TORCH_DTYPES.get(config.torch_dtype or _checkpoint_dtype(model.path), torch.float32)
+        stored = config.torch_dtype or _checkpoint_dtype(model.path)
+        saved_dtype = torch_dtype(stored if stored in TORCH_DTYPES else "float32")
         base = load_causal_lm(model.path, "float32", **base_load_kwargs(model))
         with peft_warnings_filtered():
             merged = PeftModel.from_pretrained(base, model.adapter_path).merge_and_unload()
