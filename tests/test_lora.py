@@ -1,6 +1,7 @@
 """LoRA, QLoRA, DoRA and MergeAdapterWeights on tiny random models, with real training on CPU."""
 
 import json
+import re
 import logging
 import shutil
 from pathlib import Path
@@ -217,3 +218,9 @@ def test_lora_workflow_end_to_end(tiny_llama, tmp_path, write_doc, cli):
     assert json.loads((tmp_path / "out" / "adapter" / "adapter_config.json").read_text())["r"] == 4
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "out" / "model" / "config.json").is_file()
+    first, last = out.splitlines()
+    assert re.fullmatch(r"pass lora \(LoRA\): ran in [\d.]+ s  train_loss [\d.]+  train_steps 4  "
+                        r"train_tokens_per_s [\d.]+  eval_loss [\d.]+  \[[0-9a-f]{12}\]", first), first
+    assert last == f"output: {tmp_path / 'out'}/  (model/, adapter/, model_config.json, footprint.json)"
+    footprint = json.loads((tmp_path / "out" / "footprint.json").read_text())
+    assert footprint["passes"][0]["metrics"]["train_steps"] == 4

@@ -145,3 +145,15 @@ def test_an_unknown_component_type_is_refused_at_load():
     with pytest.raises(DocumentError, match=r"data_configs\[0\]\.load_dataset_config\.type: Input should be 'huggingface_dataset'"):
         _validate({"input_model": {"type": "HfModel", "model_path": "x"},
                    "data_configs": [{"name": "d", "load_dataset_config": {"type": "my_loader", "data_name": "json"}}]})
+
+
+def test_every_example_workflow_validates():
+    from pathlib import Path
+
+    from olivepress.config.loader import load_workflow
+
+    examples = sorted((Path(__file__).parent.parent / "workflows").glob("*.json"))
+    assert len(examples) >= 2
+    for example in examples:
+        workflow = load_workflow(example, PassRegistry.builtin())
+        assert workflow.steps, example

@@ -6,7 +6,7 @@ from pathlib import Path
 from olivepress.cli.common import add_flag
 from olivepress.config.loader import load_workflow
 from olivepress.engine.output import check_output_dir
-from olivepress.engine.runner import Engine
+from olivepress.engine.runner import Engine, RunResult
 from olivepress.log import setup_logging
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
@@ -30,12 +30,18 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_plan(engine)
         return 0
-    result = engine.run()
+    print_result(engine.run())
+    return 0
+
+
+def print_result(result: RunResult) -> None:
+    """A line per pass (with the numbers it reported) and where the output went."""
     for step in result.steps:
         verb = "from cache" if step.cache == "hit" else "ran"
-        print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s  [{step.output_key[:12]}]")
-    print(f"output: {result.output_dir}/  (model/, model_config.json, footprint.json)")
-    return 0
+        metrics = "".join(f"  {name} {value:.4g}" for name, value in step.metrics.items())
+        print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s{metrics}  [{step.output_key[:12]}]")
+    folders = "".join(f"{role}/, " for role in result.model.folders())
+    print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json)")
 
 
 def print_plan(engine: Engine) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from olivepress.cli.common import add_flag
-from olivepress.cli.run import print_plan
+from olivepress.cli.run import print_plan, print_result
 from olivepress.config.loader import validate_document
 from olivepress.config.source import SourceDocument, read_document
 from olivepress.engine.runner import Engine
@@ -102,13 +102,7 @@ def run_document(document: dict[str, Any], args: argparse.Namespace, command: st
     if args.dry_run:
         print_plan(engine)
         return engine
-    result = engine.run()
-    for step in result.steps:
-        verb = "from cache" if step.cache == "hit" else "ran"
-        metrics = "  ".join(f"{name} {value:.4g}" for name, value in step.metrics.items())
-        print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s  {metrics}".rstrip())
-    folders = ", ".join(f"{role}/" for role in result.model.folders())
-    print(f"output: {result.output_dir}/  ({folders}, model_config.json, footprint.json)")
+    print_result(engine.run())
     return engine
 
 
