@@ -38,10 +38,15 @@ def print_result(result: RunResult) -> None:
     """A line per pass (with the numbers it reported) and where the output went."""
     for step in result.steps:
         verb = "from cache" if step.cache == "hit" else "ran"
-        metrics = "".join(f"  {name} {value:.4g}" for name, value in step.metrics.items())
+        metrics = "".join(f"  {name} {_number(value)}" for name, value in step.metrics.items())
         print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s{metrics}  [{step.output_key[:12]}]")
     folders = "".join(f"{role}/, " for role in result.model.folders())
     print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json)")
+
+
+def _number(value: float) -> str:
+    """4 significant digits, without switching to exponent notation for large values."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def print_plan(engine: Engine) -> None:
