@@ -73,12 +73,9 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     try:
         config = pass_class.Config.model_validate(params)
     except ValidationError as error:
-        raw_entry = source.data["passes"][name]
-        nested = raw_entry.get("config") if isinstance(raw_entry.get("config"), dict) else {}
 
         def place(path: tuple) -> tuple:
-            written_under_config = bool(path) and path[0] in nested
-            return ("passes", name, *(("config",) if written_under_config else ()), *path)
+            return (*_pass_param_path(source, name, path[0]), *path[1:]) if path else ("passes", name)
 
         raise DocumentError(error_lines(error, source, params, place)) from None
     return PassStep(name=name, pass_class=pass_class, config=config)

@@ -28,6 +28,19 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return json.loads(config_file.read_text(encoding="utf-8"))
 
 
+def stored_dtype(model_config: dict[str, Any]) -> str:
+    """The dtype config.json says the weights are stored in; float32 when it names none (or 'auto')."""
+    for value in (model_config.get("dtype"), model_config.get("torch_dtype")):
+        if isinstance(value, str) and value != "auto":
+            return value
+    return "float32"
+
+
+def without_dtype(load_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A model's from_pretrained kwargs less any dtype: the caller decides the dtype."""
+    return {key: value for key, value in load_kwargs.items() if key not in ("torch_dtype", "dtype")}
+
+
 def quantization_method(path: Path) -> str | None:
     """The folder's quantization_config.quant_method, or None for a float checkpoint."""
     return (read_model_config(path).get("quantization_config") or {}).get("quant_method")

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, field_validator
 from olivepress.data.params import check_eval_size
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
-from olivepress.models.loading import quantization_method
+from olivepress.models.loading import quantization_method, without_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.pytorch.training import check_training_args, progress_callback, training_arguments
 
@@ -133,7 +133,7 @@ class LoRA(Pass):
     def load_base(self, model: HfModel, config: LoRAConfig, context: PassContext):
         from olivepress.models.loading import load_causal_lm
 
-        return load_causal_lm(model.path, config.torch_dtype, **base_load_kwargs(model))
+        return load_causal_lm(model.path, config.torch_dtype, **without_dtype(model.load_kwargs))
 
     def lora_options(self, config: LoRAConfig) -> dict[str, Any]:
         return {}
@@ -199,7 +199,7 @@ class QLoRA(LoRA):
         )
         device = "cuda" if context.accelerator.device == "gpu" else "cpu"
         base = load_causal_lm(model.path, config.torch_dtype, quantization_config=quantization,
-                              device_map={"": device}, **base_load_kwargs(model))
+                              device_map={"": device}, **without_dtype(model.load_kwargs))
         gradient_checkpointing = bool(config.training_args.get("gradient_checkpointing", False))
         return prepare_model_for_kbit_training(base, use_gradient_checkpointing=gradient_checkpointing)
 
@@ -223,11 +223,6 @@ def peft_warnings_filtered() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
         yield
-
-
-def base_load_kwargs(model: HfModel) -> dict[str, Any]:
-    """The model's from_pretrained kwargs without a dtype: the pass's torch_dtype decides it."""
-    return {key: value for key, value in model.load_kwargs.items() if key not in ("torch_dtype", "dtype")}
 
 
 def default_target_modules(model_type: str) -> list[str] | str:

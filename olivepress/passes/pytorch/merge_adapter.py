@@ -8,9 +8,11 @@ from pydantic import Field
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
-from olivepress.models.loading import TORCH_DTYPES, quantization_method, read_model_config, torch_dtype
+from olivepress.models.loading import (
+    TORCH_DTYPES, quantization_method, read_model_config, stored_dtype, torch_dtype, without_dtype,
+)
 from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.pytorch.lora import base_load_kwargs, peft_warnings_filtered
+from olivepress.passes.pytorch.lora import peft_warnings_filtered
 
 # Files of a base folder that save_pretrained writes anew (config, weights); everything else (tokenizer,
 # chat template, generation config) is copied unchanged.
@@ -46,9 +48,9 @@ class MergeAdapterWeights(Pass):
                 f"cannot merge an adapter into a quantized base ({method}, {model.path}); merge into the float "
                 "model and quantize afterwards"
             )
-        stored = config.torch_dtype or _checkpoint_dtype(model.path)
+        stored = config.torch_dtype or stored_dtype(read_model_config(model.path))
         saved_dtype = torch_dtype(stored if stored in TORCH_DTYPES else "float32")
-        base = load_causal_lm(model.path, "float32", **base_load_kwargs(model))
+        base = load_causal_lm(model.path, "float32", **without_dtype(model.load_kwargs))
         with peft_warnings_filtered():
             merged = PeftModel.from_pretrained(base, model.adapter_path).merge_and_unload()
         merged.to(saved_dtype).save_pretrained(context.output_dir)
@@ -56,10 +58,6 @@ class MergeAdapterWeights(Pass):
         context.logger.info("%s: merged %s into %s", self.name, model.adapter_path, context.output_dir)
         return HfModel(path=context.output_dir, task=model.task, load_kwargs=model.load_kwargs)
 
-
-def _checkpoint_dtype(path: Path) -> str:
-    config = read_model_config(path)
-    return config.get("dtype") or config.get("torch_dtype") or "float32"
 
 
 def _copy_side_files(base: Path, output: Path) -> None:

@@ -7,6 +7,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
+from olivepress.models.loading import stored_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.quantization.formats import CHECKPOINT_FORMATS, FORMAT_BITS
 from olivepress.quantization.groups import MIN_GROUP_SIZE, is_valid_group_size
@@ -112,9 +113,7 @@ class _Quantize(Pass):
     version = "1"
 
     def run(self, model: HfModel, config: QuantizeConfig, context: PassContext) -> HfModel:
-        from transformers import AutoModelForCausalLM
-
-        from olivepress.models.loading import load_tokenizer, read_model_config, torch_dtype
+        from olivepress.models.loading import load_causal_lm, load_tokenizer, read_model_config, without_dtype
         from olivepress.quantization.algorithms import plan, quantize_model
         from olivepress.quantization.checkpoint import quantization_config, save_quantized
 
@@ -127,14 +126,14 @@ class _Quantize(Pass):
             raise OlivepressError(f"{model.path}: the model is already quantized (quantization_config.quant_method "
                                   f"'{method}'); {self.name} needs the float model")
         spec = config.spec()
-        load_kwargs = {k: v for k, v in model.load_kwargs.items() if k not in ("torch_dtype", "dtype")}
+        load_kwargs = without_dtype(model.load_kwargs)
         rows = None
         if isinstance(config, CalibratedConfig):
             tokenizer = load_tokenizer(model.path, **_tokenizer_kwargs(load_kwargs))
             rows = _calibration_rows(config, context, tokenizer)
         dtype = _model_dtype(model.load_kwargs, model_config)
         context.logger.info("%s: loading %s in %s", self.name, model.path, dtype)
-        torch_model = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch_dtype(dtype), **load_kwargs).eval()
+        torch_model = load_causal_lm(model.path, dtype, **load_kwargs).eval()
         quant_plan, group_size = plan(torch_model, spec, context.logger)
         device = _device(context)
         quantize_model(torch_model, spec, quant_plan, group_size, rows, device)
@@ -174,12 +173,11 @@ def _calibration_rows(config: CalibratedConfig, context: PassContext, tokenizer:
 
 
 def _model_dtype(load_kwargs: dict[str, Any], model_config: dict[str, Any]) -> str:
-    """The dtype the model is stored in (or that load_kwargs ask for): quantizing never needs more than one copy."""
-    for value in (load_kwargs.get("torch_dtype"), load_kwargs.get("dtype"),
-                  model_config.get("dtype"), model_config.get("torch_dtype")):
+    """The dtype load_kwargs ask for, else the one the model is stored in: quantizing never needs more than one copy."""
+    for value in (load_kwargs.get("torch_dtype"), load_kwargs.get("dtype")):
         if isinstance(value, str) and value != "auto":
             return value
-    return "float32"
+    return stored_dtype(model_config)
 
 
 def _tokenizer_kwargs(load_kwargs: dict[str, Any]) -> dict[str, Any]:
