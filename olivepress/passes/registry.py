@@ -13,6 +13,7 @@ ENTRY_POINT_GROUP = "olivepress.passes"
 
 BUILTIN_PASSES = (
     "olivepress.passes.onnx.model_builder:ModelBuilder",
+    "olivepress.passes.onnx.extract_adapters:ExtractAdapters",
     "olivepress.passes.pytorch.lora:LoRA",
     "olivepress.passes.pytorch.lora:QLoRA",
     "olivepress.passes.pytorch.lora:DoRA",

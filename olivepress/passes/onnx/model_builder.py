@@ -1,6 +1,5 @@
 """ModelBuilder: the ONNX Runtime GenAI model builder, as a pass."""
 
-import json
 import os
 import re
 import subprocess
@@ -13,7 +12,11 @@ from tqdm import tqdm
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel, OnnxModel
+from olivepress.models.loading import quantization_method, read_model_config
+from olivepress.models.onnx_adapters import LoraTarget, PackedSizes, onnx_adapter_weights, peft_targets
 from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.onnx.lora_graph import add_lora_branches
+from olivepress.passes.onnx.model_files import load_onnx, save_onnx
 
 BUILDER_EXECUTION_PROVIDERS = {
     "CPUExecutionProvider": "cpu",
@@ -63,9 +66,14 @@ class ModelBuilderConfig(PassConfig):
 
 
 class ModelBuilder(Pass):
+    """With an adapter on the input, the LoRA weights go into the graph as separate float MatMuls
+    (never int4) under the naming contract of models.onnx_adapters; ExtractAdapters then makes them
+    swappable inputs. The builder's own adapter option cannot load an adapter onto a quantized
+    (AWQ/GPTQ) checkpoint, so there the base is built alone and the LoRA branches are added after."""
+
     name = "ModelBuilder"
-    description = "Export a Hugging Face model to an ONNX Runtime GenAI model (int4/int8/fp16/bf16/fp32)."
-    version = "1"
+    description = "Export a Hugging Face model (with its LoRA adapter, if any) to an ONNX Runtime GenAI model."
+    version = "2"
     accepts = ("hf",)
     produces = "onnx"
     Config = ModelBuilderConfig
@@ -73,18 +81,35 @@ class ModelBuilder(Pass):
     def run(self, model: HfModel, config: ModelBuilderConfig, context: PassContext) -> OnnxModel:
         if not (model.path / "config.json").is_file():
             raise OlivepressError(f"{model.path}: not a Hugging Face model folder (no config.json)")
-        if model.adapter_path is not None:
-            raise OlivepressError(
-                "ModelBuilder does not take an adapter here; merge it first with a MergeAdapterWeights pass"
-            )
-        command = builder_command(model, config, context)
+        # Checked before building, so an adapter that cannot be exported fails fast.
+        lora_targets = peft_targets(model.adapter_path) if model.adapter_path is not None else []
+        adapter_after_build = bool(lora_targets) and quantization_method(model.path) is not None
+        command = builder_command(model, config, context, lora_targets, adapter_after_build)
         context.logger.debug("running: %s", " ".join(command))
         log_file = context.scratch_dir / "builder.log"
-        layers = json.loads((model.path / "config.json").read_text()).get("num_hidden_layers", 0)
+        layers = read_model_config(model.path).get("num_hidden_layers", 0)
         returncode = _run_with_progress(command, log_file, layers, cwd=context.scratch_dir)
         if returncode != 0:
             raise RuntimeError(f"the GenAI builder failed: {_last_error_line(log_file)}")
+        if adapter_after_build:
+            _add_adapter(model, context.output_dir)
         return OnnxModel(path=context.output_dir)
+
+
+def _add_adapter(model: HfModel, output_dir: Path) -> None:
+    built = OnnxModel(path=output_dir)
+    proto = load_onnx(built)
+    dtype = _io_dtype(proto)
+    sizes = PackedSizes.from_hf_config(read_model_config(model.path))
+    add_lora_branches(proto, onnx_adapter_weights(model.adapter_path, sizes, dtype))
+    save_onnx(proto, output_dir, built.onnx_file_name)
+
+
+def _io_dtype(proto) -> str:
+    """The float type the graph computes in (its first output's), which the LoRA weights must share."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    return tensor_dtype_to_np_dtype(proto.graph.output[0].type.tensor_type.elem_type).name
 
 
 def _run_with_progress(command: list[str], log_file: Path, layers: int, cwd: Path) -> int:
@@ -105,7 +130,8 @@ _READ_LAYER = re.compile(r"^Reading layer \d+")
 _QUANTIZED_LAYER = re.compile(r"complete quantization of /model/layers\.\d+/mlp/down_proj/")
 
 
-def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassContext) -> list[str]:
+def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassContext,
+                    lora_targets: list[LoraTarget] = (), adapter_after_build: bool = False) -> list[str]:
     provider = config.execution_provider or _builder_provider(context.accelerator.execution_provider)
     command = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
@@ -113,23 +139,33 @@ def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassCon
         "--precision", config.precision, "--execution_provider", provider,
         "--cache_dir", str(context.scratch_dir / "builder-cache"),
     ]
-    options = _extra_options(model, config)
+    options = _extra_options(model, config, lora_targets, adapter_after_build)
     if options:
         command += ["--extra_options", *(f"{key}={value}" for key, value in options.items())]
     return command
 
 
-def _extra_options(model: HfModel, config: ModelBuilderConfig) -> dict[str, str]:
+def _extra_options(model: HfModel, config: ModelBuilderConfig, lora_targets: list[LoraTarget],
+                   adapter_after_build: bool) -> dict[str, str]:
+    nodes_to_exclude = list(config.nodes_to_exclude or [])
+    adapter_options: dict[str, object] = {}
+    if adapter_after_build:
+        adapter_options["fuse_qkv"] = False  # keeps q/k/v apart, as the builder lays out a graph with LoRA
+    elif lora_targets:
+        adapter_options["adapter_path"] = model.adapter_path
+        if config.precision in ("int4", "int8"):
+            nodes_to_exclude += [target.lora_node(which) for target in lora_targets for which in "AB"]
     options: dict[str, object] = {
         "block_size": config.block_size,
         "accuracy_level": config.accuracy_level,
         "algo_config": config.algo_config,
         "is_symmetric": config.is_symmetric,
         "op_types_to_quantize": "/".join(config.op_types_to_quantize) if config.op_types_to_quantize else None,
-        "nodes_to_exclude": ",".join(config.nodes_to_exclude) if config.nodes_to_exclude else None,
+        "nodes_to_exclude": ",".join(nodes_to_exclude) if nodes_to_exclude else None,
         "exclude_embeds": config.exclude_embeds or None,
         "exclude_lm_head": config.exclude_lm_head or None,
         "hf_remote": True if model.load_kwargs.get("trust_remote_code") else None,
+        **adapter_options,
         **config.extra_options,
     }
     return {key: _option_text(value) for key, value in options.items() if value is not None}
