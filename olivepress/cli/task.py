@@ -93,7 +93,7 @@ def run_document(document: dict[str, Any], args: argparse.Namespace, command: st
     engine_section["output_dir"] = str(args.output_path)
     if args.cache_dir is not None:
         engine_section["cache_dir"] = str(args.cache_dir)
-    if args.device == "gpu":
+    if args.device == "gpu" and "systems" not in document:
         document["systems"] = {"local": {"type": "LocalSystem", "accelerators": [{"device": "gpu"}]}}
     if args.save_config is not None:
         args.save_config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

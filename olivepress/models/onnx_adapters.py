@@ -84,24 +84,23 @@ def target_of_weight(name: str) -> tuple[LoraTarget, str] | None:
 
 
 @dataclass(frozen=True)
-class PackedSizes:
-    """Output rows of each projection inside a packed PEFT module."""
+class AttentionSizes:
+    """Output rows of q and of k (= v) inside a packed qkv_proj."""
 
     q_size: int
     kv_size: int
-    intermediate_size: int
-
-    def split(self, module: str) -> list[int]:
-        if module == "qkv_proj":
-            return [self.q_size, self.kv_size, self.kv_size]
-        return [self.intermediate_size, self.intermediate_size]
 
     @classmethod
-    def from_hf_config(cls, config: dict) -> "PackedSizes":
+    def from_hf_config(cls, config: dict) -> "AttentionSizes":
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
-        kv_heads = config.get("num_key_value_heads") or heads
-        return cls(heads * head_dim, kv_heads * head_dim, config.get("intermediate_size", 0))
+        return cls(heads * head_dim, (config.get("num_key_value_heads") or heads) * head_dim)
+
+    @classmethod
+    def from_genai_config(cls, config: dict) -> "AttentionSizes":
+        decoder = config["model"]["decoder"]
+        return cls(decoder["num_attention_heads"] * decoder["head_size"],
+                   decoder["num_key_value_heads"] * decoder["head_size"])
 
 
 def peft_lora_config(adapter_dir: Path) -> dict:
@@ -132,7 +131,7 @@ def peft_targets(adapter_dir: Path) -> list[LoraTarget]:
                   for projection in _PACKED.get(module, (module,)))
 
 
-def onnx_adapter_weights(adapter_dir: Path, sizes: PackedSizes | None, dtype: str = "float32") -> dict[str, "object"]:
+def onnx_adapter_weights(adapter_dir: Path, sizes: AttentionSizes | None, dtype: str = "float32") -> dict[str, "object"]:
     """A PEFT LoRA adapter as {graph input name: numpy array}, laid out as the exported graph takes them."""
     import numpy as np
     import torch
@@ -144,9 +143,7 @@ def onnx_adapter_weights(adapter_dir: Path, sizes: PackedSizes | None, dtype: st
         lora_b = lora_b * _scaling(config, f"model.layers.{layer}.{_peft_block(block)}.{module}", lora_a.shape[0])
         parts = [(module, lora_b)]
         if module in _PACKED:
-            if sizes is None:
-                raise OlivepressError(f"{adapter_dir}: the adapter trains the packed {module}; the model's sizes are needed to split it")
-            split = sizes.split(module)
+            split = _packed_rows(adapter_dir, module, lora_b.shape[0], sizes)
             if sum(split) != lora_b.shape[0]:
                 raise OlivepressError(
                     f"{adapter_dir}: {module} of layer {layer} has {lora_b.shape[0]} output rows, but the model packs {split}"
@@ -157,6 +154,15 @@ def onnx_adapter_weights(adapter_dir: Path, sizes: PackedSizes | None, dtype: st
             arrays[target.weight_name("A")] = lora_a.T.contiguous().numpy().astype(dtype)
             arrays[target.weight_name("B")] = part_b.T.contiguous().numpy().astype(dtype)
     return arrays
+
+
+def _packed_rows(adapter_dir: Path, module: str, rows: int, sizes: AttentionSizes | None) -> list[int]:
+    if module == "gate_up_proj":
+        return [rows // 2, rows - rows // 2]
+    if sizes is None:
+        raise OlivepressError(f"{adapter_dir}: the adapter trains the packed qkv_proj; the model's attention sizes "
+                              "are needed to split it (give the exported model)")
+    return [sizes.q_size, sizes.kv_size, sizes.kv_size]
 
 
 def _pairs(adapter_dir: Path, state: dict) -> dict[tuple[int, str, str], dict]:
@@ -237,10 +243,11 @@ def read_adapter_file(path: Path) -> dict[str, "object"]:
     if not path.is_file():
         raise OlivepressError(f"{path}: no such adapter file")
     try:
-        parameters = ort.AdapterFormat.read_adapter(str(path)).get_parameters()
+        adapter = ort.AdapterFormat.read_adapter(str(path))
     except Exception as error:  # onnxruntime raises plain RuntimeErrors for a file it cannot parse
         raise OlivepressError(f"{path}: not an .onnx_adapter file ({error})") from None
-    return {name: value.numpy() for name, value in parameters.items()}
+    # The values view the adapter's buffer, which goes when `adapter` does: copy them out.
+    return {name: value.numpy().copy() for name, value in adapter.get_parameters().items()}
 
 
 # ---- graphs -----------------------------------------------------------------------------------
@@ -270,6 +277,17 @@ def graph_lora_inputs(graph) -> dict[str, LoraInput]:
     return inputs
 
 
+def folder_lora_inputs(model_dir: Path) -> dict[str, LoraInput]:
+    """The LoRA inputs of the decoder graph of a GenAI model folder (read without its weights)."""
+    import onnx
+
+    config_file = model_dir / "genai_config.json"
+    if not config_file.is_file():
+        raise OlivepressError(f"{model_dir}: not an ONNX Runtime GenAI model folder (no genai_config.json)")
+    decoder = json.loads(config_file.read_text(encoding="utf-8"))["model"]["decoder"]
+    return graph_lora_inputs(onnx.load(str(model_dir / decoder["filename"]), load_external_data=False).graph)
+
+
 def check_adapter_fits(weights: dict[str, "object"], inputs: dict[str, LoraInput], source: str) -> None:
     """Refuse adapter weights that the graph cannot take: unknown names, wrong sizes or dtypes."""
     if not inputs:
@@ -285,7 +303,7 @@ def check_adapter_fits(weights: dict[str, "object"], inputs: dict[str, LoraInput
     for name, array in weights.items():
         expected = inputs[name]
         if array.ndim != 2 or array.shape[expected.fixed_axis] != expected.size:
-            shape = ["rank", expected.size] if expected.fixed_axis else [expected.size, "rank"]
+            shape = f"[rank, {expected.size}]" if expected.fixed_axis else f"[{expected.size}, rank]"
             raise OlivepressError(
                 f"{source}: {name} has shape {list(array.shape)} but the model takes {shape}: "
                 "the adapter was trained on a different base"

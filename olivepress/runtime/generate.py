@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olivepress.errors import OlivepressError
+from olivepress.models.onnx_adapters import check_adapter_fits, folder_lora_inputs, read_adapter_file
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,11 @@ class GenAIModel:
         self.tokenizer = og.Tokenizer(self.model)
         self.adapter_names = sorted(adapters or {})
         self.adapters = og.Adapters(self.model) if adapters else None
+        lora_inputs = folder_lora_inputs(model_dir) if adapters else {}
         for name, file in (adapters or {}).items():
             if not file.is_file():
                 raise OlivepressError(f"--adapter {name}={file}: no such file")
+            check_adapter_fits(read_adapter_file(file), lora_inputs, f"--adapter {name}={file}")
             try:
                 self.adapters.load(str(file), name)
             except Exception as error:  # onnxruntime-genai raises plain RuntimeErrors

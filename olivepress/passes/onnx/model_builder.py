@@ -13,7 +13,7 @@ from tqdm import tqdm
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel, OnnxModel
 from olivepress.models.loading import quantization_method, read_model_config
-from olivepress.models.onnx_adapters import LoraTarget, PackedSizes, onnx_adapter_weights, peft_targets
+from olivepress.models.onnx_adapters import LoraTarget, AttentionSizes, onnx_adapter_weights, peft_targets
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.lora_graph import add_lora_branches
 from olivepress.passes.onnx.model_files import load_onnx, save_onnx
@@ -100,7 +100,7 @@ def _add_adapter(model: HfModel, output_dir: Path) -> None:
     built = OnnxModel(path=output_dir)
     proto = load_onnx(built)
     dtype = _io_dtype(proto)
-    sizes = PackedSizes.from_hf_config(read_model_config(model.path))
+    sizes = AttentionSizes.from_hf_config(read_model_config(model.path))
     add_lora_branches(proto, onnx_adapter_weights(model.adapter_path, sizes, dtype))
     save_onnx(proto, output_dir, built.onnx_file_name)
 
