@@ -11,6 +11,7 @@ out=$1
 venv=${2:-/tmp/olive-venv}
 here=$(cd "$(dirname "$0")/.." && pwd)
 model=${OLIVEPRESS_HOME:-$HOME/.cache/olivepress}/models/smollm2-135m-instruct
+mkdir -p "$out" && cd "$out"  # Olive writes its .olive-cache into the working directory
 start=$(date +%s.%N)
 "$venv/bin/olive" finetune -m "$model" --method lora --lora_r 8 --lora_alpha 16 --target_modules q_proj,v_proj \
   -d json --data_files "$here/olivepress/data/seed/data_sample_travel.jsonl" \

@@ -106,5 +106,8 @@ def test_a_pass_that_cannot_take_the_previous_output_is_refused_before_running(t
 def test_passes_lists_kinds_and_descriptions(cli):
     code, out, _ = cli("passes")
     assert code == 0
-    assert "ModelBuilder         hf -> onnx  Export a Hugging Face model to an ONNX Runtime GenAI model" in out
-    assert "MergeAdapterWeights  hf -> hf    Merge a LoRA/DoRA adapter into the base weights" in out
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()}  # columns are space-aligned
+    assert rows["ModelBuilder"].startswith("hf -> onnx Export a Hugging Face model (with its LoRA adapter, if any)")
+    assert rows["MergeAdapterWeights"].startswith("hf -> hf Merge a LoRA/DoRA adapter into the base weights")
+    assert rows["ExtractAdapters"].startswith("onnx -> onnx Turn the LoRA weights")
+    assert len({line.index(" hf ->") if " hf ->" in line else line.index(" onnx ->") for line in out.splitlines()}) == 1

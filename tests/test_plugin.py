@@ -38,7 +38,8 @@ def olivepress(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess
 def test_installed_plugin_is_listed_and_runs_from_a_document(plugin_site, tmp_path):
     listing = olivepress(plugin_site, "passes", cwd=tmp_path)
     assert listing.returncode == 0
-    assert "AddNote              hf -> hf    Copy a Hugging Face model folder and write NOTE.txt into it." in listing.stdout
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in listing.stdout.splitlines()}
+    assert rows["AddNote"] == "hf -> hf Copy a Hugging Face model folder and write NOTE.txt into it."
 
     model = empty_model(tmp_path)
     doc = tmp_path / "workflow.yaml"

@@ -25,6 +25,7 @@ ADAPTER_FILE_SUFFIX = ".onnx_adapter"
 DEFAULT_ADAPTER_FILE = "adapter_weights.onnx_adapter"
 
 _GRAPH_WEIGHT = re.compile(r"^model\.layers\.(\d+)\.(attn|mlp)\.(\w+)\.lora_([AB])\.MatMul\.weight$")
+_LORA_NODE = re.compile(r"/lora_[AB]/")
 _PEFT_WEIGHT = re.compile(r"^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight$")
 
 # PEFT module -> the exported projections it becomes, in the order its output rows are packed.
@@ -72,6 +73,11 @@ class LoraTarget:
 
     def weight_name(self, which: str) -> str:
         return f"model.layers.{self.layer}.{self.block}.{self.projection}.lora_{which}.MatMul.weight"
+
+
+def is_lora_node(name: str) -> bool:
+    """A node of a LoRA branch (its A or B MatMul)."""
+    return _LORA_NODE.search(name) is not None
 
 
 def target_of_weight(name: str) -> tuple[LoraTarget, str] | None:

@@ -13,6 +13,11 @@ ENTRY_POINT_GROUP = "olivepress.passes"
 
 BUILTIN_PASSES = (
     "olivepress.passes.onnx.model_builder:ModelBuilder",
+    "olivepress.passes.onnx.conversion:OnnxConversion",
+    "olivepress.passes.onnx.transformers_optimization:OrtTransformersOptimization",
+    "olivepress.passes.onnx.quantization:OnnxDynamicQuantization",
+    "olivepress.passes.onnx.quantization:OnnxMatMulNBits",
+    "olivepress.passes.onnx.float16:OnnxFloatToFloat16",
     "olivepress.passes.onnx.extract_adapters:ExtractAdapters",
     "olivepress.passes.pytorch.lora:LoRA",
     "olivepress.passes.pytorch.lora:QLoRA",

@@ -1,0 +1,247 @@
+"""OnnxConversion: a Hugging Face model exported to ONNX with torch.onnx, as a pass."""
+
+import contextlib
+import importlib.util
+import inspect
+import io
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+
+from olivepress.config.base import ConfigModel, did_you_mean
+from olivepress.errors import OlivepressError
+from olivepress.models.handles import HfModel, OnnxModel
+from olivepress.models.loading import load_causal_lm, read_model_config, torch_dtype, without_dtype
+from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.onnx.model_files import save_onnx
+
+# The example inputs the model is traced with: batch 2, sequence 8, the first row padded at its end, so
+# that no "every token is attended" shortcut of the attention code is baked into the graph.
+EXAMPLE_SHAPE = [2, 8]
+EXAMPLE_PADDING = 3
+
+TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter writes no newer opset
+
+# Files of a Hugging Face folder that hold weights; everything else (config, tokenizer, chat template,
+# generation config) is copied beside the ONNX model for the steps downstream.
+WEIGHT_FILE_ENDINGS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".index.json")
+
+
+@dataclass(frozen=True)
+class TaskExport:
+    """How a task's model is loaded and what its graph returns."""
+
+    auto_class: str  # the transformers class that loads the model
+    outputs: tuple[str, ...]
+    per_token: bool  # the outputs have a sequence axis
+
+
+TASKS = {
+    "text-classification": TaskExport("AutoModelForSequenceClassification", ("logits",), per_token=False),
+    "token-classification": TaskExport("AutoModelForTokenClassification", ("logits",), per_token=True),
+    "fill-mask": TaskExport("AutoModelForMaskedLM", ("logits",), per_token=True),
+    "feature-extraction": TaskExport("AutoModel", ("last_hidden_state",), per_token=True),
+    "question-answering": TaskExport("AutoModelForQuestionAnswering", ("start_logits", "end_logits"), per_token=True),
+    "text-generation": TaskExport("AutoModelForCausalLM", ("logits",), per_token=True),
+}
+
+InputType = Literal["int64", "int32", "float32", "float16", "bfloat16"]
+
+
+class IoConfig(ConfigModel):
+    input_names: list[str] = Field(description="The graph's inputs, in order; each is a keyword of the model's forward.")
+    input_shapes: list[list[int]] | None = Field(
+        None, description="The shape of each input's example tensor for tracing; default [2, 8] for every input."
+    )
+    input_types: list[InputType] | None = Field(None, description="The element type of each input; default int64.")
+    output_names: list[str] = Field(
+        description="The graph's outputs: keys of the model's output (e.g. logits), else its first outputs in order."
+    )
+    dynamic_axes: dict[str, dict[int, str]] | None = Field(
+        None, description="Symbolic axes by input/output name, e.g. {input_ids: {0: batch, 1: sequence}}."
+    )
+
+    @model_validator(mode="after")
+    def _one_shape_and_type_per_input(self) -> "IoConfig":
+        for field in ("input_shapes", "input_types"):
+            values = getattr(self, field)
+            if values is not None and len(values) != len(self.input_names):
+                raise ValueError(f"{field} has {len(values)} entries but input_names has {len(self.input_names)}")
+        return self
+
+
+class OnnxConversionConfig(PassConfig):
+    target_opset: int = Field(
+        17, ge=7, validation_alias=AliasChoices("target_opset", "opset"), description="The ONNX opset of the graph."
+    )
+    io_config: IoConfig | None = Field(
+        None, description="Inputs, outputs and dynamic axes; default derived from the model's task."
+    )
+    use_dynamo_exporter: bool = Field(
+        False, description="Export with the torch.export-based exporter (needs the onnxscript package) "
+                           "instead of the TorchScript one."
+    )
+    torch_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="The dtype the model is loaded and exported in."
+    )
+
+
+class OnnxConversion(Pass):
+    name = "OnnxConversion"
+    description = "Export a Hugging Face model to ONNX with torch.onnx (encoders, classifiers, causal LMs without KV cache)."
+    version = "1"
+    accepts = ("hf",)
+    produces = "onnx"
+    Config = OnnxConversionConfig
+
+    def run(self, model: HfModel, config: OnnxConversionConfig, context: PassContext) -> OnnxModel:
+        import onnx
+
+        if model.adapter_path is not None:
+            raise OlivepressError(
+                "OnnxConversion does not take an adapter; merge it first with a MergeAdapterWeights pass"
+            )
+        model_config = read_model_config(model.path)
+        task = task_export(model.task)
+        if config.target_opset > TORCHSCRIPT_MAX_OPSET and not config.use_dynamo_exporter:
+            raise OlivepressError(
+                f"target_opset: the TorchScript exporter writes opsets up to {TORCHSCRIPT_MAX_OPSET}; "
+                f"set use_dynamo_exporter for opset {config.target_opset}"
+            )
+        if config.use_dynamo_exporter and importlib.util.find_spec("onnxscript") is None:
+            raise OlivepressError(
+                "use_dynamo_exporter needs the onnxscript package, which is not installed: "
+                "pip install 'olivepress[dynamo]', or leave use_dynamo_exporter off"
+            )
+        torch_model = load_for_export(model, task, config.torch_dtype)
+        io_config = config.io_config or derived_io_config(model.task, task, torch_model)
+        example = example_inputs(io_config, model_config.get("vocab_size", 2))
+        take_positional_inputs(torch_model, io_config)
+        exported = context.scratch_dir / "export" / "model.onnx"
+        exported.parent.mkdir()
+        export(torch_model, example, io_config, config, exported, context)
+        save_onnx(onnx.load(str(exported)), context.output_dir)
+        copy_hf_side_files(model.path, context.output_dir)
+        return OnnxModel(path=context.output_dir)
+
+
+def task_export(task: str) -> TaskExport:
+    try:
+        return TASKS[task]
+    except KeyError:
+        raise OlivepressError(
+            f"input_model.task: OnnxConversion cannot export a '{task}' model; it exports {', '.join(TASKS)}"
+        ) from None
+
+
+def load_for_export(model: HfModel, task: TaskExport, dtype: str):
+    # Eager attention: its pattern is the one the ONNX Runtime transformers optimizer fuses into Attention.
+    load_kwargs = {"attn_implementation": "eager", **without_dtype(model.load_kwargs)}
+    if task.auto_class == "AutoModelForCausalLM":
+        return load_causal_lm(model.path, dtype, **load_kwargs).eval()
+    import transformers
+
+    auto_class = getattr(transformers, task.auto_class)
+    return auto_class.from_pretrained(model.path, dtype=torch_dtype(dtype), **load_kwargs).eval()
+
+
+def derived_io_config(task_name: str, task: TaskExport, torch_model) -> IoConfig:
+    """Token ids and attention mask in (plus token_type_ids for encoders that take them), the task's outputs
+    out; batch and sequence axes symbolic."""
+    inputs = ["input_ids", "attention_mask"]
+    if task_name != "text-generation" and "token_type_ids" in inspect.signature(torch_model.forward).parameters:
+        inputs.append("token_type_ids")
+    token_axes = {0: "batch", 1: "sequence"}
+    output_axes = token_axes if task.per_token else {0: "batch"}
+    return IoConfig(input_names=inputs, output_names=list(task.outputs),
+                    dynamic_axes={**{name: token_axes for name in inputs}, **{name: output_axes for name in task.outputs}})
+
+
+def example_inputs(io_config: IoConfig, vocab_size: int) -> tuple:
+    import torch
+
+    tensors = []
+    for index, name in enumerate(io_config.input_names):
+        shape = io_config.input_shapes[index] if io_config.input_shapes else EXAMPLE_SHAPE
+        dtype = getattr(torch, io_config.input_types[index] if io_config.input_types else "int64")
+        if dtype.is_floating_point:
+            tensors.append(torch.randn(shape, dtype=dtype))
+        elif name == "input_ids":
+            tensors.append(torch.randint(0, vocab_size, shape, dtype=dtype))
+        elif "mask" in name:
+            mask = torch.ones(shape, dtype=dtype)
+            if mask.dim() == 2 and mask.shape[1] > EXAMPLE_PADDING:
+                mask[0, -EXAMPLE_PADDING:] = 0
+            tensors.append(mask)
+        else:
+            tensors.append(torch.zeros(shape, dtype=dtype))
+    return tuple(tensors)
+
+
+def take_positional_inputs(torch_model, io_config: IoConfig) -> None:
+    """Make the model's forward take the graph inputs positionally and return the graph outputs as a tuple.
+
+    The model itself is exported (not a wrapper module), so that node names carry its own module paths
+    (/model/layers.0/self_attn/q_proj/MatMul, /lm_head/MatMul), as the GenAI builder names them.
+    """
+    hf_forward = torch_model.forward
+    parameters = list(inspect.signature(hf_forward).parameters)
+    for name in io_config.input_names:
+        if name not in parameters:
+            raise OlivepressError(f"io_config.input_names: the model's forward takes no '{name}'{did_you_mean(name, parameters)}")
+    fixed = {"use_cache": False} if "use_cache" in parameters else {}
+
+    def forward(*inputs):
+        outputs = hf_forward(**dict(zip(io_config.input_names, inputs)), **fixed)
+        return select_outputs(outputs, io_config.output_names)
+
+    torch_model.forward = forward
+
+
+def select_outputs(outputs, names: list[str]) -> tuple:
+    """The named entries of a model output, by key when it has them all, else its first ones in order."""
+    if hasattr(outputs, "keys") and all(name in outputs.keys() for name in names):
+        return tuple(outputs[name] for name in names)
+    values = outputs.to_tuple() if hasattr(outputs, "to_tuple") else tuple(outputs)
+    if len(values) < len(names):
+        raise OlivepressError(
+            f"io_config.output_names: {len(names)} outputs asked for, but the model returns {len(values)}"
+        )
+    return values[:len(names)]
+
+
+def export(torch_model, example: tuple, io_config: IoConfig, config: OnnxConversionConfig, path: Path,
+           context: PassContext) -> None:
+    import torch
+
+    options = {"input_names": io_config.input_names, "output_names": io_config.output_names,
+               "opset_version": config.target_opset}
+    if config.use_dynamo_exporter:
+        options |= {"dynamo": True, "dynamic_shapes": dynamic_shapes(io_config)}
+    else:
+        options |= {"dynamo": False, "dynamic_axes": io_config.dynamic_axes}
+    # The exporters warn about every traced Python condition and print their progress; the CLI shows neither.
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(torch_model, example, str(path), **options)
+    for warning in caught:
+        context.logger.debug("torch.onnx: %s", warning.message)
+
+
+def dynamic_shapes(io_config: IoConfig) -> tuple:
+    """dynamic_axes as torch.export's dynamic_shapes for a forward(*inputs): one Dim per axis name."""
+    from torch.export import Dim
+
+    axes = io_config.dynamic_axes or {}
+    dims = {name: Dim(name) for per_input in axes.values() for name in per_input.values()}
+    return (tuple({axis: dims[name] for axis, name in axes.get(input_name, {}).items()} or None
+                  for input_name in io_config.input_names),)
+
+
+def copy_hf_side_files(source: Path, output_dir: Path) -> None:
+    for file in sorted(source.iterdir()):
+        if file.is_file() and not file.name.endswith(WEIGHT_FILE_ENDINGS):
+            shutil.copy2(file, output_dir / file.name)

@@ -1,0 +1,122 @@
+"""OrtTransformersOptimization: ONNX Runtime's transformer graph fusions, as a pass."""
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from olivepress.config.base import did_you_mean
+from olivepress.errors import OlivepressError
+from olivepress.models.handles import OnnxModel
+from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, onnx_path, save_onnx
+
+# Hugging Face model types whose graphs the optimizer fuses under another of its model types.
+HF_MODEL_TYPES = {
+    "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert", "distilbert": "bert", "electra": "bert",
+    "deberta": "bert", "deberta-v2": "bert", "llama": "gpt2", "gptj": "gpt2", "whisper": "bart",
+}
+
+
+class OrtTransformersOptimizationConfig(PassConfig):
+    model_type: str | None = Field(
+        None, description="The optimizer's model type (bert, gpt2, bart, t5, ...); default from the model "
+                          "folder's config.json."
+    )
+    num_heads: int = Field(0, ge=0, description="Attention heads; 0 = from config.json, else detected from the graph.")
+    hidden_size: int = Field(0, ge=0, description="Hidden size; 0 = from config.json, else detected from the graph.")
+    opt_level: Literal[0, 1, 2, 99] | None = Field(
+        None, description="ONNX Runtime graph optimization level run before the fusions; default by model type."
+    )
+    only_onnxruntime: bool = Field(False, description="Run ONNX Runtime's graph optimizations only, no Python fusions.")
+    float16: bool = Field(False, description="Convert the optimized model to float16.")
+    keep_io_types: bool = Field(True, description="With float16: keep float32 graph inputs and outputs.")
+    use_gpu: bool = Field(False, description="Optimize for the CUDA execution provider.")
+    optimization_options: dict[str, bool | int | str] = Field(
+        default_factory=dict, description="FusionOptions to set, e.g. {enable_gelu_approximation: true}."
+    )
+
+
+class OrtTransformersOptimization(Pass):
+    name = "OrtTransformersOptimization"
+    description = "Fuse transformer subgraphs (Attention, LayerNorm, Gelu, ...) with the ONNX Runtime transformers optimizer."
+    version = "1"
+    accepts = ("onnx",)
+    produces = "onnx"
+    Config = OrtTransformersOptimizationConfig
+
+    def run(self, model: OnnxModel, config: OrtTransformersOptimizationConfig, context: PassContext) -> OnnxModel:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        hf_config = _hf_config(model.path)
+        model_type = config.model_type or _model_type_from(hf_config, model.path)
+        options = fusion_options(model_type, config.optimization_options)
+        nodes_before = len(load_onnx(model, with_weights=False).graph.node)
+        optimizer = optimize_model(
+            str(onnx_path(model)), model_type=model_type,
+            num_heads=config.num_heads or _first(hf_config, "num_attention_heads", "n_head"),
+            hidden_size=config.hidden_size or _first(hf_config, "hidden_size", "n_embd"),
+            optimization_options=options, opt_level=config.opt_level, use_gpu=config.use_gpu,
+            only_onnxruntime=config.only_onnxruntime,
+        )
+        if config.float16:
+            optimizer.convert_float_to_float16(keep_io_types=config.keep_io_types)
+        save_onnx(optimizer.model, context.output_dir, model.onnx_file_name)
+        copy_side_files(model, context.output_dir)
+        fused = {f"fused_{op}": count for op, count in optimizer.get_fused_operator_statistics().items() if count}
+        context.metrics.update({"nodes_before": nodes_before, "nodes_after": len(optimizer.model.graph.node), **fused})
+        return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
+
+
+def _hf_config(folder: Path) -> dict[str, Any]:
+    """The config.json copied beside the ONNX model (OnnxConversion copies it), or {} without one."""
+    config_file = folder / "config.json"
+    return json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+
+
+def _model_type_from(hf_config: dict[str, Any], folder: Path) -> str:
+    from onnxruntime.transformers.optimizer import MODEL_TYPES
+
+    hf_type = hf_config.get("model_type")
+    if hf_type is None:
+        raise OlivepressError(
+            f"model_type: not set, and {folder} has no config.json naming one; set model_type to one of "
+            f"{', '.join(MODEL_TYPES)}"
+        )
+    model_type = hf_type if hf_type in MODEL_TYPES else HF_MODEL_TYPES.get(hf_type)
+    if model_type is None:
+        raise OlivepressError(
+            f"model_type: not set, and the optimizer has no fusions for config.json's model_type '{hf_type}'; "
+            f"set model_type to one of {', '.join(MODEL_TYPES)}"
+        )
+    return model_type
+
+
+def fusion_options(model_type: str, options: dict[str, bool | int | str]):
+    """FusionOptions for `model_type` with `options` set on it; unknown model types and options are errors."""
+    from onnxruntime.transformers.fusion_options import AttentionOpType, FusionOptions
+    from onnxruntime.transformers.optimizer import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        raise OlivepressError(f"model_type: unknown model type '{model_type}'{did_you_mean(model_type, list(MODEL_TYPES))}; "
+                              f"the optimizer knows {', '.join(MODEL_TYPES)}")
+    fusion = FusionOptions(model_type)
+    known = list(vars(fusion))
+    for key, value in options.items():
+        if key not in known:
+            raise OlivepressError(f"optimization_options: unknown option '{key}'{did_you_mean(key, known)}")
+        if key == "attention_op_type":
+            try:
+                value = AttentionOpType(value)
+            except ValueError:
+                raise OlivepressError(
+                    f"optimization_options.attention_op_type: '{value}' is none of "
+                    f"{', '.join(str(op) for op in AttentionOpType)}"
+                ) from None
+        setattr(fusion, key, value)
+    return fusion
+
+
+def _first(hf_config: dict[str, Any], *keys: str) -> int:
+    return next((hf_config[key] for key in keys if isinstance(hf_config.get(key), int)), 0)
