@@ -1,7 +1,7 @@
 """auto-opt on SmolLM2-135M-Instruct with a LoRA adapter: wall time, peak memory, output size, and
 decode speed with and without the adapter.
 
-    python benchmarks/auto_opt.py [--adapter DIR] [--olive VENV] [--tokens 128]
+    python benchmarks/auto_opt.py [--model DIR] [--adapter DIR] [--olive VENV] [--tokens 128]
 
 Without `--adapter`, a rank-64 LoRA on q_proj/v_proj (olivepress's and Olive's default targets) with
 random weights is made: export time, size and decode speed do not depend on the values. `--olive VENV`
@@ -76,17 +76,19 @@ def decode_rate(model_dir: Path, adapter: str | None, tokens: int, repeats: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, default=None,
+                        help="the base to export (default SmolLM2-135M-Instruct), e.g. an `olivepress quantize` output")
     parser.add_argument("--adapter", type=Path, default=None)
     parser.add_argument("--olive", type=Path, default=None, help="a venv with olive-ai installed")
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args()
     from olivepress.models.default_model import fetch_model
 
-    base = fetch_model("smollm2-135m-instruct")
+    base = args.model or fetch_model("smollm2-135m-instruct")
     record = {}
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        adapter = args.adapter or make_adapter(base, work / "adapter")
+        adapter = args.adapter or make_adapter(fetch_model("smollm2-135m-instruct"), work / "adapter")
         out = work / "onnx-ao"
         seconds, peak_mb = timed([
             sys.executable, "-m", "olivepress", "auto-opt", "--model_name_or_path", str(base), "--adapter_path",

@@ -7,7 +7,7 @@ from olivepress.cli.common import add_flag
 from olivepress.config.loader import load_workflow
 from olivepress.engine.output import check_output_dir
 from olivepress.engine.runner import Engine, RunResult
-from olivepress.log import setup_logging
+from olivepress.log import logger, setup_logging
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
 
@@ -24,6 +24,8 @@ def main(args: argparse.Namespace) -> int:
     workflow = load_workflow(args.config, PassRegistry.default())
     if args.log_level is None:
         setup_logging(workflow.config.engine.log_severity_level)
+    for line in workflow.rewrite_lines():
+        logger.warning("rewrote %s", line)
     if args.output_path is not None:
         workflow.config.engine.output_dir = str(args.output_path)
     engine = Engine(workflow)

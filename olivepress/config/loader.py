@@ -1,6 +1,6 @@
 """Loading a workflow document: parse, validate every section and every pass's parameters."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from olivepress.config.base import did_you_mean
 from olivepress.config.document import WorkflowConfig
 from olivepress.config.errors import error_lines, format_path
+from olivepress.config.migration import Rewrite, migrate
 from olivepress.config.source import SourceDocument, read_document
 from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass, PassConfig
@@ -37,7 +38,12 @@ class PassStep:
 class Workflow:
     config: WorkflowConfig
     steps: list[PassStep]
-    source: SourceDocument
+    source: SourceDocument  # the migrated document, with the file and key lines of the one written
+    rewrites: list[Rewrite] = field(default_factory=list)  # how older Olive shapes were rewritten
+
+    def rewrite_lines(self) -> list[str]:
+        """One line per rewrite: where the older shape was, and what it became."""
+        return [_located(self.source, rewrite.path, rewrite.message) for rewrite in self.rewrites]
 
 
 def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
@@ -45,11 +51,15 @@ def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
 
 
 def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflow:
+    """Migrate older Olive shapes, then validate; every problem found is reported, the first in the message."""
+    migration = migrate(source.data)
+    old_keys = [_located(source, old.path, old.message) for old in migration.old_keys]
+    source = replace(source, data=migration.document)
     try:
         config = WorkflowConfig.model_validate(source.data)
     except ValidationError as error:
-        raise DocumentError(error_lines(error, source, source.data)) from None
-    problems: list[str] = []
+        raise DocumentError(old_keys + error_lines(error, source, source.data)) from None
+    problems: list[str] = list(old_keys)
     steps = []
     for name, entry in config.passes.items():
         try:
@@ -61,7 +71,7 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
     problems.extend(_check_references(config, steps, source))
     if problems:
         raise DocumentError(problems)
-    return Workflow(config=config, steps=steps, source=source)
+    return Workflow(config=config, steps=steps, source=source, rewrites=migration.rewrites)
 
 
 def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: SourceDocument,
@@ -89,9 +99,9 @@ def _check_references(config: WorkflowConfig, steps: list[PassStep], source: Sou
         if name in data_names[:index]:
             problems.append(_located(source, ("data_configs", index, "name"), f"data config name '{name}' is used twice"))
     for step in steps:
-        for field, name in step.config.data_config_names().items():
+        for param, name in step.config.data_config_names().items():
             if name not in data_names:
-                problems.append(_located(source, _pass_param_path(source, step.name, field),
+                problems.append(_located(source, _pass_param_path(source, step.name, param),
                                          f"no data config named '{name}' in 'data_configs'{did_you_mean(name, data_names)}"))
     for key in ("host", "target"):
         system = getattr(config.engine, key)

@@ -1,0 +1,110 @@
+"""Older Olive document shapes: each migrates to the expected current document (golden files), the
+result validates, and keys that only an older Olive read are refused with their version and the
+current spelling."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from olivepress.config.loader import validate_document
+from olivepress.config.migration import migrate
+from olivepress.config.source import SourceDocument
+from olivepress.passes.registry import PassRegistry
+
+GOLDEN = Path(__file__).parent / "golden" / "migration"
+OLD_DOCUMENTS = sorted(path for path in GOLDEN.glob("*.json") if not path.name.endswith(".expected.json"))
+
+
+@pytest.mark.parametrize("old", OLD_DOCUMENTS, ids=lambda path: path.stem)
+def test_older_shapes_migrate_to_the_golden_current_document(old):
+    expected = json.loads(old.with_name(f"{old.stem}.expected.json").read_text())
+    migration = migrate(json.loads(old.read_text()))
+    assert migration.document == expected["document"]
+    assert [[".".join(map(str, r.path)), r.message] for r in migration.rewrites] == expected["rewrites"]
+    assert migration.old_keys == []
+
+
+@pytest.mark.parametrize("old", OLD_DOCUMENTS, ids=lambda path: path.stem)
+def test_the_migrated_document_is_current_and_valid(old):
+    current = json.loads(old.with_name(f"{old.stem}.expected.json").read_text())["document"]
+    assert migrate(current).rewrites == []  # nothing left to rewrite
+    workflow = validate_document(SourceDocument(data=current, file="migrated.json"), PassRegistry.default())
+    assert workflow.rewrites == [] and workflow.steps
+
+
+def test_the_cookbook_lora_with_double_quant_becomes_qlora_with_its_settings():
+    workflow = validate_document(SourceDocument(data=json.loads((GOLDEN / "cookbook-phi3-finetune.json").read_text()),
+                                                file="cookbook.json"), PassRegistry.default())
+    lora = workflow.steps[0]
+    assert lora.pass_class.name == "QLoRA"
+    assert (lora.config.r, lora.config.alpha, lora.config.double_quant, lora.config.lora_dropout) == (64, 64, True, 0.1)
+    assert lora.config.training_args["eval_strategy"] == "steps"
+    assert lora.config.training_args["train_sampling_strategy"] == "group_by_length"
+    accelerator = workflow.config.systems["aml"].accelerators[0]
+    assert (accelerator.device, accelerator.execution_providers) == ("gpu", ["CUDAExecutionProvider"])
+    data = workflow.config.data_configs[0].pre_process_data_config.params
+    assert (data.max_seq_len, data.corpus_strategy, data.use_attention_mask) == (2048, "join", False)
+
+
+def test_validate_lists_each_rewrite_with_its_line(cli):
+    code, out, _ = cli("validate", "--config", GOLDEN / "cookbook-phi3-finetune.json")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == (f"rewrote {GOLDEN / 'cookbook-phi3-finetune.json'}:2: input_model: PyTorchModel with hf_config "
+                        "became HfModel (model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
+    assert f"rewrote {GOLDEN / 'cookbook-phi3-finetune.json'}:13: passes.lora.type: LoRA with double_quant trains on a " \
+           "4-bit base: the pass is QLoRA" in lines
+    assert lines[-1].endswith("valid, 11 rewrites; passes: lora (QLoRA), merge_adapter_weights (MergeAdapterWeights), "
+                              "builder (ModelBuilder)")
+
+
+def test_migrate_writes_the_current_form(cli, tmp_path):
+    new = tmp_path / "current.yaml"
+    code, out, _ = cli("migrate", "--config", GOLDEN / "olive-0.6-engine.json", "--output", new)
+    assert code == 0 and out.splitlines()[-1] == f"wrote {new}"
+    expected = json.loads((GOLDEN / "olive-0.6-engine.expected.json").read_text())["document"]
+    assert yaml.safe_load(new.read_text()) == expected
+    code, out, _ = cli("validate", "--config", new)
+    assert code == 0 and out.strip().endswith("valid, 0 rewrites; passes: builder (ModelBuilder)")
+
+
+def test_a_key_only_an_older_olive_read_is_refused_with_its_version_and_current_spelling(cli, write_doc):
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
+                     "engine": {"output_name": "phi3", "cache_dir": "c"}, "pass_flows": [["a"]]})
+    code, _, err = cli("validate", "--config", doc)
+    assert code == 2
+    assert err.startswith(f"olivepress: error: {doc}:")
+    assert err.strip().endswith(": pass_flows: a key of Olive 0.2-0.7 that olivepress does not read; use one `passes` list; "
+                                "alternative passes at one step are a search dimension (and 1 more problem)")
+    code, _, err = cli("validate", "--config", doc, "--log_level", "0")
+    assert "engine.output_name: a key of Olive 0.2-0.6 that olivepress does not read; " \
+           "use engine.output_dir (the output folder's name)" in err
+
+
+def test_unknown_things_in_an_older_shape_are_still_errors(cli, write_doc):
+    doc = write_doc({"input_model": {"type": "PyTorchModel", "config": {"hf_config": {
+        "model_name": "m", "model_clas": "AutoModelForCausalLM"}}}})
+    code, _, err = cli("validate", "--config", doc)
+    assert code == 2 and "input_model.HfModel.model_clas: unknown key 'model_clas'" in err
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
+                     "data_configs": [{"name": "d", "load_dataset_config": {"data_name": "json"},
+                                       "pre_process_data_config": {"dataset_type": "pair"}}]})
+    code, _, err = cli("validate", "--config", doc)
+    assert code == 2 and "unknown key 'dataset_type'" in err
+
+
+def test_a_current_olive_document_runs_as_it_is(write_doc):
+    current = {
+        "input_model": {"type": "HfModel", "model_path": "m", "task": "text-generation"},
+        "systems": {"local": {"type": "LocalSystem", "accelerators": [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
+        "evaluators": {"common": {"metrics": [{"name": "size", "type": "size_on_disk",
+                                               "sub_types": [{"name": "bytes", "priority": 1, "goal": {"type": "max-degradation", "value": 0.1}}]}]}},
+        "passes": {"builder": {"type": "ModelBuilder", "precision": "int4", "block_size": 32}},
+        "engine": {"target": "local", "evaluator": "common", "search_strategy": {"execution_order": "joint", "sampler": "sequential"}},
+    }
+    assert migrate(current).rewrites == []
+    workflow = validate_document(SourceDocument(data=current, file="current.json"), PassRegistry.default())
+    assert workflow.steps[0].config.block_size == 32
+
