@@ -46,7 +46,9 @@ OLD_KEYS: dict[tuple[str, str], tuple[str, str]] = {
     ("hf_config", "dataset"): ("Olive 0.2-0.4", "a data config in data_configs, named by the pass or metric"),
 }
 
-LORA_TYPES = ("LoRA", "QLoRA", "DoRA", "LoftQ")
+LORA_TYPES = ("LoRA", "QLoRA", "DoRA")
+# Olive's older pass names -> olivepress's.
+PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits"}
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
 SEARCH_ALGORITHMS = {"exhaustive": "sequential", "random": "random", "tpe": "tpe"}
 DEVICE_OF_PROVIDER = {"CPUExecutionProvider": "cpu", "QNNExecutionProvider": "npu", "VitisAIExecutionProvider": "npu"}
@@ -266,6 +268,12 @@ def _passes(doc: dict, note: _Recorder) -> None:
         if holder.get("disable_search") is True:
             del holder["disable_search"]
             note.rewrite((*place, "disable_search"), "true is the default without a search; removed")
+        if entry.get("type") in PASS_TYPES:
+            old_type = entry["type"]
+            entry["type"] = PASS_TYPES[old_type]
+            note.rewrite(("passes", name, "type"), f"{old_type} is now {entry['type']}")
+            if old_type == "AutoAWQQuantizer":
+                _autoawq_params(holder, place, note)
         if entry.get("type") not in LORA_TYPES:
             continue
         for old, new in LORA_RENAMES.items():
@@ -278,6 +286,18 @@ def _passes(doc: dict, note: _Recorder) -> None:
         training = holder.get("training_args")
         if isinstance(training, dict):
             _training_args(training, (*place, "training_args"), note)
+
+
+def _autoawq_params(holder: dict, place: Path_, note: _Recorder) -> None:
+    if "w_bit" in holder:
+        holder["bits"] = holder.pop("w_bit")
+        note.rewrite((*place, "w_bit"), "renamed bits")
+    if "zero_point" in holder:
+        holder["sym"] = not holder.pop("zero_point")
+        note.rewrite((*place, "zero_point"), f"became sym: {str(holder['sym']).lower()}")
+    if str(holder.get("version", "")).lower() == "gemm":
+        del holder["version"]
+        note.rewrite((*place, "version"), "gemm is the layout olivepress writes; removed")
 
 
 def _training_args(training: dict, place: Path_, note: _Recorder) -> None:
