@@ -328,3 +328,23 @@ def test_auto_opt_keeps_a_quantized_checkpoint_at_int4(tmp_path, tiny_llama, cli
     code, _, err = cli("auto-opt", "-m", tmp_path / "rtn", "--precision", "fp16", "-o", tmp_path / "out")
     assert code == 2
     assert err.strip() == "olivepress: error: the model is a gptq int4 checkpoint; it can only be exported with --precision int4"
+
+
+def test_auto_opt_for_cuda_builds_an_fp16_graph_whose_adapter_inputs_are_fp16(tiny_llama, adapters, tmp_path, cli,
+                                                                             monkeypatch):
+    # Building for CUDA needs the provider's package (onnxruntime-gpu) installed, not a GPU: pretend it is.
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    code, out, err = cli("auto-opt", "-m", tiny_llama, "--adapter_path", adapters["travel"], "--device", "gpu",
+                         "--provider", "CUDAExecutionProvider", "-o", tmp_path / "out", "--cache_dir", tmp_path / "cache")
+    assert code == 0, err
+    assert out.splitlines()[0] == "auto-opt: ModelBuilder(precision=int4, execution_provider=cuda) -> ExtractAdapters"
+    model_dir = tmp_path / "out" / "model"
+    config = json.loads((model_dir / "genai_config.json").read_text())
+    assert "cuda" in config["model"]["decoder"]["session_options"]["provider_options"][0]
+    weights = read_adapter_file(model_dir / "adapter_weights.onnx_adapter")
+    assert {array.dtype.name for array in weights.values()} == {"float16"}  # the graph's float type, never int4
+    tone = tmp_path / "tone.onnx_adapter"
+    code, out, _ = cli("convert-adapters", "-a", adapters["tone"], "-o", tone, "--model", model_dir)
+    assert code == 0 and out.strip().endswith("rank 8, float16")
