@@ -82,18 +82,6 @@ def test_log_level_0_shows_every_problem_and_the_traceback(tmp_path, write_doc, 
     assert "passes.a.type: unknown pass type 'Nope'" in err and "passes.b.precision" in err
 
 
-def test_evaluation_and_remote_systems_are_refused_not_ignored(tiny_llama, tmp_path, write_doc, cli):
-    doc = builder_workflow(tiny_llama, tmp_path)
-    doc["engine"]["search_strategy"] = {"sampler": "random"}
-    code, _, err = cli("run", "--config", write_doc(doc))
-    assert code == 2 and "evaluation and search strategies are not available in this version" in err
-    doc = builder_workflow(tiny_llama, tmp_path)
-    doc["systems"] = {"aml": {"type": "AzureML", "aml_compute": "cluster"}}
-    doc["engine"]["target"] = "aml"
-    code, _, err = cli("run", "--config", write_doc(doc))
-    assert code == 2 and "engine.target: system 'aml' is a AzureML system" in err
-
-
 def test_a_pass_that_cannot_take_the_previous_output_is_refused_before_running(tiny_llama, tmp_path, write_doc, cli):
     doc = builder_workflow(tiny_llama, tmp_path)
     doc["passes"]["again"] = {"type": "ModelBuilder"}

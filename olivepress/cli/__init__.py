@@ -7,13 +7,15 @@ import traceback
 
 from olivepress import __version__
 from olivepress.cli import (
-    auto_opt, cache, convert_adapters, fetch_model, finetune, generate, migrate, passes, quantize, run, schema, validate,
+    auto_opt, cache, convert_adapters, fetch_model, finetune, generate, migrate, passes, quantize, register, run, schema,
+    validate,
 )
 from olivepress.cli.common import common_parser
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.log import DEFAULT_LEVEL, logger, setup_logging
 
-COMMANDS = (run, validate, migrate, finetune, quantize, auto_opt, convert_adapters, schema, passes, cache, fetch_model, generate)
+COMMANDS = (run, validate, migrate, finetune, quantize, auto_opt, convert_adapters, schema, passes, cache, fetch_model, generate,
+            register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,10 +6,14 @@ from pathlib import Path
 from olivepress.cli.common import add_flag
 from olivepress.config.loader import load_workflow
 from olivepress.engine.output import check_output_dir
+from olivepress.engine.report import PLOT_FILE, REPORT_FILE, summary_lines
+from olivepress.engine.search.driver import plan_lines
 from olivepress.engine.runner import Engine, RunResult
 from olivepress.log import logger, setup_logging
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
+from olivepress.systems.azureml.dry_run import print_dry_run
+from olivepress.systems.targets import azureml_host
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -31,19 +35,29 @@ def main(args: argparse.Namespace) -> int:
     engine = Engine(workflow)
     if args.dry_run:
         print_plan(engine)
+        print_dry_run(engine)
+        return 0
+    if azureml_host(workflow.config) is not None:  # the whole workflow runs as one AzureML job
+        from olivepress.systems.azureml.host import submit_workflow
+
+        print_result(submit_workflow(engine))
         return 0
     print_result(engine.run())
     return 0
 
 
 def print_result(result: RunResult) -> None:
-    """A line per pass (with the numbers it reported) and where the output went."""
+    """The search's candidates (with an evaluator), a line per pass (with the numbers it reported) and where
+    the output went."""
+    if result.search is not None:
+        print("\n".join(summary_lines(result.search)))
     for step in result.steps:
         verb = "from cache" if step.cache == "hit" else "ran"
         metrics = "".join(f"  {name} {_number(value)}" for name, value in step.metrics.items())
         print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s{metrics}  [{step.output_key[:12]}]")
     folders = "".join(f"{role}/, " for role in result.model.folders())
-    print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json)")
+    reports = f", {REPORT_FILE}, {PLOT_FILE}" if result.search is not None else ""
+    print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json{reports})")
 
 
 def _number(value: float) -> str:
@@ -61,6 +75,8 @@ def print_plan(engine: Engine) -> None:
     print(f"accelerator: {engine.accelerator.device} / {engine.accelerator.execution_provider}")
     print(f"cache: {engine.cache.root}")
     print(f"output: {engine.output_dir}")
+    for line in plan_lines(engine):
+        print(line)
     if model is None:
         for index, step in enumerate(engine.workflow.steps, 1):
             print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}")

@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import (
+    AzureMLClientConfig,
     DataConfig,
     EngineConfig,
     EvaluatorConfig,
@@ -27,6 +28,9 @@ class WorkflowConfig(ConfigModel):
         default_factory=dict, description="The passes, run in the order written."
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    azureml_client: AzureMLClientConfig | None = Field(
+        None, description="The AzureML workspace for AzureML systems, assets and registration."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from olivepress.config.document import WorkflowConfig
 from olivepress.config.errors import error_lines, format_path
 from olivepress.config.migration import Rewrite, migrate
 from olivepress.config.source import SourceDocument, read_document
+from olivepress.engine.search.checks import search_problems
 from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass, PassConfig
 from olivepress.passes.registry import PassRegistry
@@ -69,6 +70,7 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
         except (OlivepressError, ValueError) as error:
             problems.append(_located(source, ("passes", name), str(error)))
     problems.extend(_check_references(config, steps, source))
+    problems.extend(_check_systems(config, source))
     if problems:
         raise DocumentError(problems)
     return Workflow(config=config, steps=steps, source=source, rewrites=migration.rewrites)
@@ -110,6 +112,22 @@ def _check_references(config: WorkflowConfig, steps: list[PassStep], source: Sou
     evaluator = config.engine.evaluator
     if evaluator is not None and evaluator not in config.evaluators:
         problems.append(_located(source, ("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
+    problems.extend(_located(source, path, message) for path, message in search_problems(config, steps))
+    return problems
+
+
+def _check_systems(config: WorkflowConfig, source: SourceDocument) -> list[str]:
+    """The host runs the engine: LocalSystem or AzureML (one job for the whole workflow). A PythonEnvironment
+    runs passes only, so it can be the target of a local host but of no AzureML job."""
+    systems, host, target = config.systems, config.engine.host, config.engine.target
+    host_type = systems[host].type if host in systems else "LocalSystem"
+    problems = []
+    if host_type == "PythonEnvironment":
+        problems.append(_located(source, ("engine", "host"), f"system '{host}' is a PythonEnvironment, which runs "
+                                                             "passes, not the engine: name it in engine.target"))
+    if host_type == "AzureML" and target in systems and systems[target].type == "PythonEnvironment":
+        problems.append(_located(source, ("engine", "target"), f"system '{target}' is a PythonEnvironment, which "
+                                                               f"the AzureML job of host '{host}' cannot reach"))
     return problems
 
 

@@ -2,10 +2,11 @@
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from olivepress.config.base import ConfigModel, TypedSection, flatten_nested
+from olivepress.config.base import ConfigModel, TypedSection, did_you_mean, flatten_nested
 from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams
+from olivepress.evaluation.subtypes import METRIC_KINDS
 
 # ---------------------------------------------------------------- input_model
 
@@ -53,40 +54,100 @@ class LocalSystemConfig(TypedSection):
 
 class PythonEnvironmentSystemConfig(TypedSection):
     type: Literal["PythonEnvironment"]
-    python_environment_path: str = Field(description="The folder holding the environment's python executable.")
-    environment_variables: dict[str, str] = Field(default_factory=dict)
-    prepend_to_path: list[str] = Field(default_factory=list)
+    python_environment_path: str = Field(
+        description="The environment's folder (a venv or conda prefix), its bin/ folder, or its python executable; "
+        "olivepress must be installed in it."
+    )
+    environment_variables: dict[str, str] = Field(
+        default_factory=dict, description="Variables set for the pass's process, on top of the current environment."
+    )
+    prepend_to_path: list[str] = Field(default_factory=list, description="Folders put in front of PATH for the pass's process.")
     accelerators: list[AcceleratorConfig] = Field(default_factory=_default_accelerators)
 
 
 class AzureMLDockerConfig(ConfigModel):
-    base_image: str | None = None
-    dockerfile: str | None = None
-    build_context_path: str | None = None
-    conda_file_path: str | None = None
+    """An environment built for the job: a base image plus a conda file, or a Docker build context."""
+
+    base_image: str | None = Field(None, description="The Docker image, e.g. mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04.")
+    dockerfile: str | None = Field(None, description="The Dockerfile inside build_context_path; default 'Dockerfile'.")
+    build_context_path: str | None = Field(None, description="A local folder to build the image from (instead of base_image).")
+    conda_file_path: str | None = Field(
+        None, description="A conda environment file installed on top of base_image; it must install olivepress."
+    )
+    name: str | None = Field(None, description="A name for the built environment; default: anonymous.")
+    version: str | None = Field(None, description="A version for the named environment.")
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> "AzureMLDockerConfig":
+        if (self.base_image is None) == (self.build_context_path is None):
+            raise ValueError("give either base_image or build_context_path")
+        if self.dockerfile is not None and self.build_context_path is None:
+            raise ValueError("dockerfile needs build_context_path (the folder it is built in)")
+        return self
 
 
 class AzureMLEnvironmentConfig(ConfigModel):
-    name: str
-    version: str | None = None
-    label: str | None = None
+    """An environment registered in the workspace."""
+
+    name: str = Field(description="The registered environment's name.")
+    version: str | None = Field(None, description="Its version; or give label.")
+    label: str | None = Field(None, description="Its label, e.g. 'latest'; or give version.")
+
+    @model_validator(mode="after")
+    def _version_or_label(self) -> "AzureMLEnvironmentConfig":
+        if (self.version is None) == (self.label is None):
+            raise ValueError("give either version or label")
+        return self
 
 
 class AzureMLSystemConfig(TypedSection):
     type: Literal["AzureML"]
-    aml_compute: str = Field(description="The name of the AzureML compute target.")
-    aml_docker_config: AzureMLDockerConfig | None = None
-    aml_environment_config: AzureMLEnvironmentConfig | None = None
+    aml_compute: str = Field(description="The name of the AzureML compute target (a compute cluster).")
+    aml_docker_config: AzureMLDockerConfig | None = Field(None, description="Build the job's environment from an image.")
+    aml_environment_config: AzureMLEnvironmentConfig | None = Field(None, description="Use a registered environment.")
     accelerators: list[AcceleratorConfig] = Field(default_factory=_default_accelerators)
-    hf_token: bool = Field(False, description="Pass the Hugging Face token from the workspace key vault to the job.")
-    instance_count: int = 1
-    tags: dict[str, str] = Field(default_factory=dict)
-    resources: dict[str, Any] | None = None
+    hf_token: bool = Field(
+        False, description="Olive's Hugging Face login for the job; olivepress never downloads from a hub, so it is ignored (with a warning)."
+    )
+    instance_count: int = Field(1, ge=1, description="Nodes the job runs on.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags put on every job.")
+    resources: dict[str, Any] | None = Field(
+        None, description="The job's resources (instance_type, shm_size, properties), as in azure-ai-ml's JobResourceConfiguration."
+    )
+
+    @field_validator("aml_environment_config")
+    @classmethod
+    def _one_environment(cls, value: AzureMLEnvironmentConfig | None, info: ValidationInfo) -> AzureMLEnvironmentConfig | None:
+        # a field validator (not a model one), so that the error names a key of the document
+        if "aml_docker_config" in info.data and (info.data["aml_docker_config"] is None) == (value is None):
+            raise ValueError("give either aml_docker_config or aml_environment_config (the job's environment)")
+        return value
 
 
 SystemConfig = Annotated[
     Union[LocalSystemConfig, PythonEnvironmentSystemConfig, AzureMLSystemConfig], Field(discriminator="type")
 ]
+
+
+class AzureMLClientConfig(ConfigModel):
+    """The AzureML workspace and how to sign in (Olive's `azureml_client`). Unset details come from the
+    environment (AZUREML_SUBSCRIPTION_ID, AZUREML_RESOURCE_GROUP, AZUREML_WORKSPACE_NAME) or a config.json."""
+
+    subscription_id: str | None = Field(None, description="The Azure subscription id.")
+    resource_group: str | None = Field(None, description="The workspace's resource group.")
+    workspace_name: str | None = Field(None, description="The AzureML workspace.")
+    aml_config_path: str | None = Field(
+        None, description="A config.json as the portal or `az ml` writes it; default ./config.json or ./.azureml/config.json."
+    )
+    read_timeout: int = Field(300, gt=0, description="Seconds to wait for one answer of the service.")
+    max_operation_retries: int = Field(3, ge=0, description="Retries of a service call that failed to connect.")
+    operation_retry_interval: float = Field(5, ge=0, description="Seconds between those retries.")
+    default_auth_params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of azure-identity's DefaultAzureCredential, e.g. exclude_interactive_browser_credential."
+    )
+    keyvault_name: str | None = Field(
+        None, description="Olive's key vault for the Hugging Face token; olivepress never downloads from a hub, so it is unused."
+    )
 
 # ---------------------------------------------------------------- data_configs
 
@@ -142,45 +203,199 @@ class DataConfig(ConfigModel):
 
 # ---------------------------------------------------------------- evaluators
 
+RELATIVE_GOALS = ("min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation")
+
 
 class GoalConfig(ConfigModel):
-    type: Literal[
-        "threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation"
-    ]
-    value: float
+    type: Literal["threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation"] = Field(
+        description="threshold: at least `value` (at most, when lower is better). The others compare with the input "
+        "model's value: better by at least `value` (min-improvement) or worse by at most `value` (max-degradation), "
+        "in the metric's unit or, for percent-*, in percent of the input model's value."
+    )
+    value: float = Field(description="The threshold, or the improvement or degradation (>= 0) in the goal's unit.")
+
+    @model_validator(mode="after")
+    def _relative_goals_are_not_negative(self) -> "GoalConfig":
+        if self.type in RELATIVE_GOALS and self.value < 0:
+            raise ValueError(f"value: a {self.type} goal is a size, so it cannot be negative (got {self.value})")
+        return self
 
 
 class SubMetricConfig(ConfigModel):
-    name: str
-    priority: int = -1
-    higher_is_better: bool | None = None
-    goal: GoalConfig | None = None
-    metric_config: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        description="The number to report: accuracy_score or exact_match (accuracy), perplexity, avg/min/max/p50/p90/"
+        "p95/p99 (latency in seconds per request, throughput in generated tokens per second), bytes or mb "
+        "(size_on_disk), or a name the custom function returns."
+    )
+    priority: int = Field(
+        -1, description="Rank among the search objectives, 1 first; -1 reports the number without optimizing it. "
+        "When no sub-metric of the evaluator has a priority, all of them are objectives, in the order written."
+    )
+    higher_is_better: bool | None = Field(
+        None, description="Default: true for accuracy and throughput, false for the others; custom metrics must say."
+    )
+    goal: GoalConfig | None = Field(None, description="What a candidate must reach to be kept.")
 
 
-class MetricConfig(ConfigModel):
-    name: str
-    type: Literal["accuracy", "latency", "throughput", "perplexity", "size_on_disk", "custom"]
-    sub_types: list[SubMetricConfig] = Field(default_factory=list)
-    data_config: str | None = None
-    user_config: dict[str, Any] = Field(default_factory=dict)
-    backend: str | None = None
+class PerplexityUserConfig(ConfigModel):
+    """Perplexity takes no options: the data config's pre-processing makes the token rows (its eval split, if set)."""
+
+
+class GenerationUserConfig(ConfigModel):
+    prompt_template: str | None = Field(
+        None, description="Each row's prompt, with {field} replaced by the row's field, e.g. 'Tone of: {phrase}'. "
+        "Default: the row's text as the data config's pre-processing makes it."
+    )
+    use_chat_template: bool = Field(True, description="Wrap the prompt in the tokenizer's chat template, when it has one.")
+    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per prompt (greedy).")
+
+
+class AccuracyUserConfig(GenerationUserConfig):
+    prompt_template: str = Field(description="Each row's prompt, with {field} replaced by the row's field, e.g. "
+                                 "'Is the tone of this phrase joy, surprise, fear or sadness? {phrase}'.")
+    label_col: str = Field(description="The field that holds the expected answer, e.g. 'tone'.")
+    max_new_tokens: int = Field(8, gt=0, description="Tokens generated per prompt (greedy); the answer is what they spell.")
+
+
+class TimingUserConfig(GenerationUserConfig):
+    warmup_num: int = Field(1, ge=0, description="Untimed generations first.")
+    repeat_test_num: int = Field(10, gt=0, description="Timed generations, cycling through the prompts.")
+
+
+class CustomUserConfig(ConfigModel):
+    user_script: str = Field(description="A Python file (relative to the current directory) or an importable module.")
+    evaluate_func: str = Field(
+        description="The function called as func(model, data_config, **evaluate_func_kwargs): model is an "
+        "olivepress HfModel or OnnxModel, data_config the metric's DataConfig or None. It returns a number "
+        "(one sub-metric) or a dict of numbers by sub-metric name."
+    )
+    evaluate_func_kwargs: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments.")
+
+
+class MetricBase(ConfigModel):
+    type: str = Field(description="The metric type.")
+    name: str = Field(description="The metric's name; its numbers go by NAME-SUBTYPE, e.g. ppl-perplexity.")
+    sub_types: list[SubMetricConfig] = Field(
+        default_factory=list, description="The numbers to report; default: the metric type's main one."
+    )
+    data_config: str | None = Field(None, description="The data_configs entry the metric reads.")
+
+    @model_validator(mode="after")
+    def _check_sub_types_and_data(self) -> "MetricBase":
+        kind = METRIC_KINDS[self.type]
+        names = [sub.name for sub in self.sub_types]
+        if not names and kind.default_sub_type is None:
+            raise ValueError(f"sub_types: a {self.type} metric must list its sub-metrics (each with higher_is_better)")
+        for index, name in enumerate(names):
+            if kind.sub_types and name not in kind.sub_types:
+                raise ValueError(f"sub_types[{index}].name: a {self.type} metric has no sub-metric '{name}'"
+                                 f"{did_you_mean(name, list(kind.sub_types))}; it has {', '.join(kind.sub_types)}")
+            if name in names[:index]:
+                raise ValueError(f"sub_types[{index}].name: '{name}' is listed twice")
+            if kind.higher_is_better is None and self.sub_types[index].higher_is_better is None:
+                raise ValueError(f"sub_types[{index}].higher_is_better: a {self.type} metric must say which way is better")
+        if kind.needs_data and self.data_config is None:
+            raise ValueError(f"data_config: a {self.type} metric reads data; name a data_configs entry")
+        return self
+
+
+class AccuracyMetricConfig(MetricBase):
+    type: Literal["accuracy"] = Field(description="Generated answers compared with the labels.")
+    user_config: AccuracyUserConfig
+
+
+class PerplexityMetricConfig(MetricBase):
+    type: Literal["perplexity"] = Field(description="exp of the mean next-token loss, one full-sequence forward per row.")
+    user_config: PerplexityUserConfig = Field(default_factory=PerplexityUserConfig)
+
+
+class LatencyMetricConfig(MetricBase):
+    type: Literal["latency"] = Field(description="Seconds per request: the prompt plus exactly max_new_tokens tokens.")
+    user_config: TimingUserConfig = Field(default_factory=TimingUserConfig)
+
+
+class ThroughputMetricConfig(MetricBase):
+    type: Literal["throughput"] = Field(description="Generated tokens per second, per request.")
+    user_config: TimingUserConfig = Field(default_factory=TimingUserConfig)
+
+
+class SizeOnDiskMetricConfig(MetricBase):
+    type: Literal["size_on_disk"] = Field(description="The bytes of every file of the model's folders.")
+
+
+class CustomMetricConfig(MetricBase):
+    type: Literal["custom"] = Field(description="Numbers returned by a function of yours.")
+    user_config: CustomUserConfig
+
+
+MetricConfig = Annotated[
+    Union[AccuracyMetricConfig, PerplexityMetricConfig, LatencyMetricConfig, ThroughputMetricConfig,
+          SizeOnDiskMetricConfig, CustomMetricConfig],
+    Field(discriminator="type"),
+]
 
 
 class EvaluatorConfig(ConfigModel):
-    metrics: list[MetricConfig]
+    metrics: list[MetricConfig] = Field(min_length=1, description="What to measure, in this order.")
+
+    @model_validator(mode="after")
+    def _check_names_and_priorities(self) -> "EvaluatorConfig":
+        names = [metric.name for metric in self.metrics]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"metrics[{index}].name: metric name '{name}' is used twice")
+        seen: dict[int, str] = {}
+        for metric in self.metrics:
+            for sub in metric.sub_types:
+                if sub.priority == -1:
+                    continue
+                if sub.priority < 1:
+                    raise ValueError(f"{metric.name}-{sub.name}: priority must be 1 or more, or -1 (got {sub.priority})")
+                if sub.priority in seen:
+                    raise ValueError(f"{metric.name}-{sub.name}: priority {sub.priority} is also given to {seen[sub.priority]}")
+                seen[sub.priority] = f"{metric.name}-{sub.name}"
+        return self
 
 # ---------------------------------------------------------------- engine
 
 
 class SearchStrategyConfig(ConfigModel):
-    execution_order: Literal["joint", "pass-by-pass"] = "joint"
-    sampler: Literal["sequential", "random", "tpe"] = "sequential"
-    max_samples: int = 0
-    max_time: float | None = None
-    seed: int = 0
-    stop_when_goals_met: bool = False
-    include_pass_params: bool = True
+    execution_order: Literal["joint", "pass-by-pass"] = Field(
+        "joint", description="joint: each candidate sets every searched parameter of every pass. pass-by-pass: the "
+        "passes are searched one at a time, in order, each from the best model of the search before it."
+    )
+    sampler: Literal["sequential", "random", "tpe"] = Field(
+        "sequential", description="sequential: every point, in order. random: points in a seeded random order, none "
+        "twice. tpe: optuna's Tree-structured Parzen Estimator, steered by the objectives (olivepress[search])."
+    )
+    max_samples: int = Field(0, ge=0, description="The most candidates to try (in each stage of pass-by-pass); 0: no limit.")
+    max_time: float | None = Field(None, gt=0, description="Seconds after which no new candidate starts.")
+    seed: int = Field(0, description="Seed of the random and tpe samplers.")
+    stop_when_goals_met: bool = Field(False, description="Stop (the stage) at the first candidate that meets every goal.")
+    include_pass_params: bool = Field(
+        True, description="Also search each pass's own default space for the parameters that the document leaves "
+        "unset (ModelBuilder: block_size, algo_config, accuracy_level; AWQ/GPTQ/RTN: group_size; ...)."
+    )
+    search_space: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict, description="Values to try, by pass (its name in `passes`) and parameter, e.g. "
+        "{'builder': {'block_size': [32, 64, 128]}}. These override the document's value. The key 'type' lists "
+        "alternative pass types for the step, each run with the step's other parameters."
+    )
+    objectives: list[str] | None = Field(
+        None, description="The sub-metrics (NAME-SUBTYPE, e.g. ppl-perplexity) to optimize, most important first. "
+        "Default: by the evaluator's priorities."
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where candidates run: local worker processes, or tasks on a Ray cluster (olivepress[ray])."
+    )
+    num_workers: int = Field(
+        1, ge=1, description="Candidates run at once: local worker processes (1: in the engine's own process), or Ray "
+        "tasks in flight."
+    )
+    ray_address: str | None = Field(
+        None, description="The Ray cluster ('auto', 'ray://head:10001'); default: a local Ray instance started for the "
+        "run and stopped after it. Every node must see the cache folder and the data at the same paths."
+    )
 
 
 class EngineConfig(ConfigModel):

@@ -5,16 +5,20 @@ import json
 from pathlib import Path
 
 from olivepress.errors import OlivepressError
+from olivepress.models.azureml_assets import asset_data_files, is_azureml_uri
 
 FILE_FORMATS = ("json", "csv", "parquet", "text", "arrow")  # the `datasets` builders read from local files
 
 
 def local_data_files(data_files: str | list[str] | None) -> list[Path]:
-    """The files named by `data_files` (relative to the current directory), glob patterns expanded in order."""
+    """The files named by `data_files` (relative to the current directory), glob patterns expanded in order;
+    an AzureML datastore URI is downloaded once into the cache."""
     patterns = [data_files] if isinstance(data_files, str) else list(data_files or [])
     files: list[Path] = []
     for pattern in patterns:
-        if glob.has_magic(pattern):
+        if is_azureml_uri(pattern):
+            files.extend(asset_data_files(pattern))
+        elif glob.has_magic(pattern):
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
             if not matches:
                 raise OlivepressError(f"data file not found: no file matches {pattern}")

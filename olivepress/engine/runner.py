@@ -1,24 +1,32 @@
 """Running a workflow: plan the pass flow, run each pass through the cache, write the output."""
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from olivepress import __version__
 from olivepress.config.loader import PassStep, Workflow
-from olivepress.config.sections import AcceleratorConfig, DataConfig, LocalSystemConfig
+from olivepress.config.sections import AcceleratorConfig, DataConfig
 from olivepress.data.fingerprint import data_fingerprint
 from olivepress.engine.cache import Cache, CacheEntry
 from olivepress.engine.keys import library_versions, model_key, pass_key
 from olivepress.engine.output import check_output_dir, write_output
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.log import logger
+from olivepress.models.azureml_assets import AssetStore, use_asset_store
 from olivepress.models.handles import ModelHandle
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.base import Accelerator, PassContext
+from olivepress.systems.targets import create_target, target_config
+
+if TYPE_CHECKING:
+    from olivepress.engine.search.driver import SearchResult
+    from olivepress.evaluation.evaluator import Evaluator
 
 DEFAULT_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider", "npu": "QNNExecutionProvider"}
 
@@ -44,22 +52,12 @@ class RunResult:
     model: ModelHandle
     steps: list[StepResult] = field(default_factory=list)
     engine_seconds: float = 0.0
+    search: "SearchResult | None" = None  # with an evaluator: every candidate, the best one and the report
 
 
 def resolve_accelerator(workflow: Workflow) -> Accelerator:
-    """The accelerator of the target system (engine.target, else the only or default local system)."""
-    config = workflow.config
-    for role in ("host", "target"):
-        name = getattr(config.engine, role)
-        if name is not None and not isinstance(config.systems[name], LocalSystemConfig):
-            raise OlivepressError(
-                f"engine.{role}: system '{name}' is a {config.systems[name].type} system; this version runs "
-                "workflows on LocalSystem only, so point engine.host/target at a LocalSystem"
-            )
-    name = config.engine.target
-    system = config.systems[name] if name else next(
-        (s for s in config.systems.values() if isinstance(s, LocalSystemConfig)), LocalSystemConfig(type="LocalSystem")
-    )
+    """The accelerator of the target system (engine.target; else an AzureML host; else the first or default local system)."""
+    _, system = target_config(workflow.config)
     accelerator: AcceleratorConfig = system.accelerators[0]
     providers = accelerator.execution_providers or [DEFAULT_PROVIDERS[accelerator.device]]
     return Accelerator(device=accelerator.device, execution_provider=providers[0])
@@ -69,13 +67,8 @@ INPUT_KINDS = {"HfModel": "hf", "OnnxModel": "onnx"}
 
 
 def check_plan(workflow: Workflow) -> None:
-    """Each pass must accept what the step before it makes; and this version neither evaluates nor searches."""
-    engine = workflow.config.engine
-    if engine.evaluator is not None or engine.search_strategy:
-        raise OlivepressError(
-            "engine: evaluation and search strategies are not available in this version; "
-            "remove engine.evaluator and set engine.search_strategy to false"
-        )
+    """Each pass must accept what the step before it makes. (The search space's own checks, which cover
+    the values a search tries, run when the document is loaded.)"""
     kind, made_by = INPUT_KINDS[workflow.config.input_model.type], "the input model"
     for step in workflow.steps:
         if kind not in step.pass_class.accepts:
@@ -93,6 +86,8 @@ class Engine:
         check_plan(workflow)
         engine = workflow.config.engine
         self.cache = Cache(Path(engine.cache_dir))
+        use_asset_store(AssetStore(self.cache.root, workflow.config.azureml_client))  # azureml:// models and data files
+        self.target = create_target(workflow, self.cache.root, self.cache.memo)
         self.output_dir = Path(engine.output_dir)
         self.data_configs: dict[str, DataConfig] = {data.name: data for data in workflow.config.data_configs}
         self._data_fingerprints: dict[str, str] = {}
@@ -104,6 +99,8 @@ class Engine:
             self.cache.clean()
         model = resolve_input_model(self.workflow.config.input_model)
         input_key = key = model_key(model, self.cache.memo)
+        if self.workflow.config.engine.evaluator is not None:
+            return self._search(model, input_key, started)
         results = []
         with tqdm(self.workflow.steps, desc="olivepress", unit="pass", disable=None, leave=False) as bar:
             for step in bar:
@@ -114,6 +111,44 @@ class Engine:
         footprint = self._footprint(input_key, key, results)
         exported = write_output(self.output_dir, model, footprint)
         return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
+
+    def _search(self, model: ModelHandle, input_key: str, started: float) -> RunResult:
+        """Candidates (one: the passes as written, when there is no search strategy), each evaluated; the best
+        goes to the output folder with footprint.json (every candidate), report.md and pareto.png."""
+        from olivepress.engine.report import write_report
+        from olivepress.engine.search.driver import run_search
+
+        search = run_search(self, model, input_key)
+        best = search.best
+        footprint = self._footprint(input_key, best.model_key, best.steps)
+        footprint["output_model"]["metrics"] = best.metrics
+        footprint["search"] = search.footprint()
+        self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.output_dir.resolve().parent, prefix=".report-") as report_dir:
+            reports = write_report(Path(report_dir), search, self.workflow.config.workflow_id)
+            exported = write_output(self.output_dir, best.model, footprint)
+            for report in reports:
+                os.replace(report, self.output_dir / report.name)
+        return RunResult(self.output_dir, exported, best.steps, time.perf_counter() - started, search)
+
+    def run_steps(self, steps: list[PassStep], model: ModelHandle,
+                  key: str) -> tuple[ModelHandle, str, list[StepResult]]:
+        """Run `steps` through the cache from `model` (whose key is `key`): the last model, its key, and each
+        step's result."""
+        results = []
+        for step in steps:
+            entry, result = self._run_step(step, model, key)
+            model, key = entry.model, entry.key
+            results.append(result)
+        return model, key, results
+
+    def evaluator(self) -> "Evaluator":
+        """The evaluator that engine.evaluator names, over this engine's data, accelerator and cache."""
+        from olivepress.evaluation.evaluator import Evaluator
+
+        config = self.workflow.config
+        return Evaluator(config.evaluators[config.engine.evaluator], self.data_configs, self.accelerator,
+                         self.cache.root, self._data_fingerprint)
 
     def predicted_keys(self, model: ModelHandle) -> list[tuple[PassStep, str, bool]]:
         """(step, key, cached?) for each pass, without running anything."""
@@ -157,7 +192,7 @@ class Engine:
                               data_configs=self.data_configs)
         started = time.perf_counter()
         try:
-            output = step.pass_class().run(model, step.config, context)
+            output = self.target.run_pass(step, model, context)
             if output.kind != step.pass_class.produces:
                 raise TypeError(f"returned an {output.kind} model, but declares that it produces {step.pass_class.produces}")
             record = {
@@ -166,6 +201,7 @@ class Engine:
                 "input_key": input_key,
                 "config": step.config.model_dump(mode="json"),
                 "accelerator": self.accelerator.as_dict(),
+                "system": self.target.describe(),
                 "libraries": library_versions(),
                 "duration_s": round(time.perf_counter() - started, 3),
                 "metrics": context.metrics,
@@ -173,6 +209,8 @@ class Engine:
             return self.cache.publish(key, staging, output, record)
         except OlivepressError as error:
             raise OlivepressError(f"pass '{step.name}' ({step.pass_class.name}): {error}") from error
+        except PassFailedError:
+            raise  # a pass that failed on another system, already named
         except Exception as error:
             raise PassFailedError(step.name, f"{type(error).__name__}: {error}") from error
         finally:

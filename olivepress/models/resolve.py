@@ -6,11 +6,17 @@ from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxMode
 from olivepress.engine.output import MODEL_CONFIG_FILE
 from olivepress.errors import OlivepressError
 from olivepress.models import default_model
+from olivepress.models.azureml_assets import is_azureml_uri, with_downloaded_model
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
 
 
 def resolve_input_model(config: InputModelConfig, fetch: bool = True) -> ModelHandle | None:
-    """The handle of the input model; None only when `fetch` is off and a built-in model is not fetched yet."""
+    """The handle of the input model; None only when `fetch` is off and a built-in model or an AzureML asset
+    is not fetched yet."""
+    if is_azureml_uri(config.model_path):
+        config = with_downloaded_model(config, fetch)
+        if config is None:
+            return None
     if isinstance(config, OnnxModelConfig):
         return _onnx_model(config)
     return _hf_model(config, fetch)

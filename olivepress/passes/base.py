@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import DataConfig
@@ -19,6 +19,9 @@ class PassConfig(ConfigModel):
     # Fields that name an entry of the document's `data_configs`: the loader checks that the name exists,
     # and the engine puts that data's content fingerprint into the pass's cache key.
     data_config_fields: ClassVar[tuple[str, ...]] = ()
+    # The values a search tries for a field when the document gives no list of its own and leaves the field
+    # unset (engine.search_strategy.include_pass_params); each value must be valid for the field.
+    search_defaults: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def data_config_names(self) -> dict[str, str]:
         """{field: data config name} for each data reference that is set."""

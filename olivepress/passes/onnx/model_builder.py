@@ -33,6 +33,10 @@ def _alias(name: str) -> AliasChoices:
 
 
 class ModelBuilderConfig(PassConfig):
+    search_defaults = {
+        "block_size": (32, 64, 128), "algo_config": ("default", "rtn", "k_quant_last"), "accuracy_level": (1, 4),
+    }
+
     precision: Literal["int4", "int8", "fp16", "bf16", "fp32"] = Field(
         "int4", description="Weight precision of the built model."
     )

@@ -137,6 +137,8 @@ def _dynamic_extra_options(config: OnnxDynamicQuantizationConfig) -> dict:
 # ---- n-bit weight-only ------------------------------------------------------------------------
 
 class OnnxMatMulNBitsConfig(PassConfig):
+    search_defaults = {"block_size": (32, 64, 128), "algorithm": ("RTN", "HQQ", "k_quant")}
+
     bits: Literal[4, 8] = Field(4, description="Weight bits.")
     block_size: Literal[16, 32, 64, 128, 256] = Field(32, description="Weights per quantization block (along K).")
     is_symmetric: bool = Field(True, description="RTN: symmetric (no zero points) or asymmetric quantization.")

@@ -20,6 +20,7 @@ EXTRA_DEFAULT_TARGETS = {"phi3": ["qkv_proj"]}
 
 class LoRAConfig(PassConfig):
     data_config_fields = ("train_data_config", "eval_data_config")
+    search_defaults = {"r": (8, 16, 32, 64)}
 
     r: int = Field(64, gt=0, validation_alias=AliasChoices("r", "lora_r"), description="Rank of the LoRA update matrices.")
     alpha: float = Field(

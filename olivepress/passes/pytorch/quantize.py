@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class QuantizeConfig(PassConfig):
     algorithm: ClassVar[str]  # rtn | awq | gptq
+    search_defaults = {"group_size": (32, 64, 128)}
 
     bits: int = Field(4, description="Bits per weight: 4, or 8 where the checkpoint format holds it (GPTQ, RTN).")
     group_size: int = Field(

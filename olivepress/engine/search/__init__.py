@@ -1,0 +1,1 @@
+"""Searching pass parameters: the search space, samplers, execution orders, executors and the search loop."""

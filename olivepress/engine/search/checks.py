@@ -1,0 +1,45 @@
+"""The document checks of evaluators and search, run when a document is loaded, before any pass runs."""
+
+from typing import TYPE_CHECKING
+
+from olivepress.config.base import did_you_mean
+from olivepress.engine.search.space import SpaceError, build_space, strategy_of
+from olivepress.evaluation.objectives import sub_metrics
+
+if TYPE_CHECKING:
+    from olivepress.config.document import WorkflowConfig
+    from olivepress.config.loader import PassStep
+
+
+def search_problems(config: "WorkflowConfig", steps: list["PassStep"]) -> list[tuple[tuple, str]]:
+    """(document path, message) of each problem with the evaluators' data references and the search."""
+    problems: list[tuple[tuple, str]] = []
+    data_names = [data.name for data in config.data_configs]
+    for evaluator_name, evaluator in config.evaluators.items():
+        for index, metric in enumerate(evaluator.metrics):
+            if metric.data_config is not None and metric.data_config not in data_names:
+                problems.append((("evaluators", evaluator_name, "metrics", index, "data_config"),
+                                 f"no data config named '{metric.data_config}' in 'data_configs'"
+                                 f"{did_you_mean(metric.data_config, data_names)}"))
+    strategy = strategy_of(config.engine)
+    if strategy is None:
+        return problems
+    evaluator = config.evaluators.get(config.engine.evaluator) if config.engine.evaluator else None
+    if config.engine.evaluator is None:
+        known = f" (one of: {', '.join(config.evaluators)})" if config.evaluators else " and add it to 'evaluators'"
+        problems.append((("engine", "search_strategy"),
+                         f"a search compares candidates by their metrics: set engine.evaluator{known}"))
+    elif evaluator is not None:
+        made = [sub.name for sub in sub_metrics(evaluator)]
+        for index, name in enumerate(strategy.objectives or []):
+            if name not in made:
+                problems.append((("engine", "search_strategy", "objectives", index),
+                                 f"evaluator '{config.engine.evaluator}' makes no metric '{name}'"
+                                 f"{did_you_mean(name, made)}; it makes {', '.join(made)}"))
+    from olivepress.engine.runner import INPUT_KINDS  # here: the runner imports the loader, which imports this
+
+    try:
+        build_space(strategy, steps, INPUT_KINDS[config.input_model.type]).check()
+    except SpaceError as error:
+        problems.append((error.path, str(error)))
+    return problems

@@ -1,0 +1,102 @@
+"""Greedy generation for metrics, with one prompt encoding for both backends: transformers for a Hugging Face
+model, ONNX Runtime GenAI for a GenAI folder. Each generation is timed (the tokens only, not the decoding)."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+from olivepress.passes.base import Accelerator
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    new_tokens: int
+    seconds: float
+
+
+class Generator:
+    """The model's tokenizer (from its folder) encodes the prompts and decodes the answers."""
+
+    def __init__(self, model: ModelHandle):
+        from olivepress.models.loading import load_tokenizer
+
+        self.tokenizer = load_tokenizer(model.path)
+
+    def prompt_ids(self, prompt: str, use_chat_template: bool) -> list[int]:
+        if use_chat_template and getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def generate(self, ids: list[int], max_new_tokens: int, exact: bool = False) -> Generated:
+        """Up to `max_new_tokens` tokens (exactly that many when `exact`: end of text does not stop it)."""
+        started = time.perf_counter()
+        new_ids = self._new_ids(ids, max_new_tokens, exact)
+        seconds = time.perf_counter() - started
+        return Generated(self.tokenizer.decode(new_ids, skip_special_tokens=True), len(new_ids), seconds)
+
+    def _new_ids(self, ids: list[int], max_new_tokens: int, exact: bool) -> list[int]:
+        raise NotImplementedError
+
+
+class TorchGenerator(Generator):
+    def __init__(self, model: HfModel, accelerator: Accelerator):
+        from olivepress.evaluation.torch_model import load_for_eval, torch_device
+
+        super().__init__(model)
+        self.device = torch_device(accelerator)
+        self.network = load_for_eval(model, self.device)
+
+    def _new_ids(self, ids: list[int], max_new_tokens: int, exact: bool) -> list[int]:
+        import torch
+
+        input_ids = torch.tensor([ids], device=self.device)
+        with torch.no_grad():
+            output = self.network.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens if exact else None, do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        return output[0, len(ids):].tolist()
+
+
+class GenAIGenerator(Generator):
+    def __init__(self, model: OnnxModel):
+        from olivepress.runtime.generate import GenAIModel
+
+        super().__init__(model)
+        self.model = GenAIModel(model.path).model
+
+    def _new_ids(self, ids: list[int], max_new_tokens: int, exact: bool) -> list[int]:
+        import onnxruntime_genai as og
+
+        params = og.GeneratorParams(self.model)
+        length = len(ids) + max_new_tokens
+        params.set_search_options(max_length=length, min_length=length if exact else 0, do_sample=False)
+        generator = og.Generator(self.model, params)
+        generator.append_tokens(ids)
+        new_ids: list[int] = []
+        while not generator.is_done():
+            generator.generate_next_token()
+            new_ids.append(int(generator.get_next_tokens()[0]))
+        return new_ids
+
+
+def open_generator(model: ModelHandle, accelerator: Accelerator) -> Generator:
+    if isinstance(model, HfModel):
+        return TorchGenerator(model, accelerator)
+    return GenAIGenerator(model)
+
+
+def percentiles(values: list[float], average: float | None = None) -> dict[str, Any]:
+    """avg (the mean unless given), min, max and p50/p90/p95/p99 (linear interpolation)."""
+    import numpy as np
+
+    array = np.array(values, dtype=float)
+    stats = {"avg": float(array.mean()) if average is None else average, "min": float(array.min()),
+             "max": float(array.max())}
+    stats.update({f"p{q}": float(np.percentile(array, q)) for q in (50, 90, 95, 99)})
+    return stats

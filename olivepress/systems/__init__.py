@@ -1,0 +1,1 @@
+"""Where passes run: the local process, another Python environment, or AzureML."""
