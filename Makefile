@@ -33,6 +33,9 @@ benchmark: install
 	$(BIN)/python benchmarks/quickstart.py
 	$(BIN)/python benchmarks/finetune.py
 	$(BIN)/python benchmarks/quantization.py
+	$(BIN)/python benchmarks/auto_opt.py
+	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/workflows.py
 
 clean:
 	rm -rf out .olivepress-cache

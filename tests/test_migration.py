@@ -108,3 +108,22 @@ def test_a_current_olive_document_runs_as_it_is(write_doc):
     workflow = validate_document(SourceDocument(data=current, file="current.json"), PassRegistry.default())
     assert workflow.steps[0].config.block_size == 32
 
+
+
+def test_the_cookbook_document_runs_locally_once_its_systems_point_at_a_local_host(tiny_phi3, tmp_path, cli,
+                                                                                   write_doc, one_thread):
+    document = json.loads((GOLDEN / "cookbook-phi3-finetune.json").read_text())
+    document["input_model"]["config"]["hf_config"]["model_name"] = str(tiny_phi3)
+    document["systems"] = {"local": {"type": "LocalSystem", "config": {"accelerators": ["cpu"]}}}
+    document["data_configs"][0]["load_dataset_config"]["params"]["data_files"] = str(
+        Path(__file__).parents[1] / "olivepress" / "data" / "seed" / "dataset-classification.json")
+    document["data_configs"][0]["pre_process_data_config"]["params"]["source_max_len"] = 64
+    document["passes"]["lora"]["config"]["training_args"]["max_steps"] = 2
+    document["engine"].update(host="local", target="local", execution_providers=["CPUExecutionProvider"],
+                              log_severity_level=2, cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "out"))
+    code, out, err = cli("run", "--config", write_doc(document))
+    assert code == 0, err
+    assert [line.split()[1:3] for line in out.splitlines() if line.startswith("pass ")] == [
+        ["lora", "(QLoRA):"], ["merge_adapter_weights", "(MergeAdapterWeights):"], ["builder", "(ModelBuilder):"]]
+    assert "passes.lora.type: LoRA with double_quant trains on a 4-bit base: the pass is QLoRA" in err
+    assert (tmp_path / "out" / "model" / "model.onnx").is_file()
