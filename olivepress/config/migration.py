@@ -147,9 +147,10 @@ def _input_model(doc: dict, note: _Recorder) -> None:
         note.rewrite(("input_model",), "PyTorchModel with hf_config became HfModel "
                                        "(model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
         model = new
+    nested = model["config"] if isinstance(model.get("config"), dict) else {}
     for key in ("model_path", "adapter_path"):
-        where = ("input_model", "config", key) if key in (model.get("config") or {}) else ("input_model", key)
-        _rewrite_resource(model.get("config") if key in (model.get("config") or {}) else model, key, where, note)
+        holder, where = (nested, ("input_model", "config", key)) if key in nested else (model, ("input_model", key))
+        _rewrite_resource(holder, key, where, note)
 
 
 def _systems(doc: dict, note: _Recorder) -> None:
