@@ -348,3 +348,29 @@ def test_auto_opt_for_cuda_builds_an_fp16_graph_whose_adapter_inputs_are_fp16(ti
     tone = tmp_path / "tone.onnx_adapter"
     code, out, _ = cli("convert-adapters", "-a", adapters["tone"], "-o", tone, "--model", model_dir)
     assert code == 0 and out.strip().endswith("rank 8, float16")
+
+
+def test_extract_adapters_with_a_fixed_rank_and_required_inputs(tiny_llama, adapters, tmp_path, cli, write_doc):
+    doc = write_doc({
+        "input_model": {"type": "HfModel", "model_path": str(tiny_llama), "adapter_path": str(adapters["travel"])},
+        "passes": {"builder": {"type": "ModelBuilder", "precision": "fp32"},
+                   "extract": {"type": "ExtractAdapters", "dynamic_lora_r": False, "optional_inputs": False,
+                               "adapter_file_name": "travel.onnx_adapter"}},
+        "engine": {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")},
+    })
+    assert cli("run", "--config", doc)[0] == 0
+    model_dir = tmp_path / "out" / "model"
+    model_graph = graph(model_dir)
+    lora_inputs = [value for value in model_graph.input if target_of_weight(value.name)]
+    assert len(lora_inputs) == 16
+    assert all(dim.dim_value > 0 for value in lora_inputs for dim in value.type.tensor_type.shape.dim)  # rank 4, fixed
+    assert not any(target_of_weight(tensor.name) for tensor in model_graph.initializer)  # no defaults: required
+    model_config = json.loads((tmp_path / "out" / "model_config.json").read_text())
+    assert model_config["config"]["adapters"] == {"travel": "travel.onnx_adapter"}
+    weights = read_adapter_file(model_dir / "travel.onnx_adapter")
+    assert relative_error(onnx_logits(model_dir, weights), torch_logits(tiny_llama, adapters["travel"])) < 1e-3
+
+    bad = write_doc({"input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+                     "passes": {"extract": {"type": "ExtractAdapters", "adapter_file_name": "travel.bin"}}}, "bad.json")
+    code, _, err = cli("validate", "--config", bad)
+    assert code == 2 and "passes.extract.adapter_file_name: must be a file name ending in .onnx_adapter (got 'travel.bin')" in err
