@@ -374,3 +374,29 @@ def test_extract_adapters_with_a_fixed_rank_and_required_inputs(tiny_llama, adap
                      "passes": {"extract": {"type": "ExtractAdapters", "adapter_file_name": "travel.bin"}}}, "bad.json")
     code, _, err = cli("validate", "--config", bad)
     assert code == 2 and "passes.extract.adapter_file_name: must be a file name ending in .onnx_adapter (got 'travel.bin')" in err
+
+
+def test_auto_opt_exports_an_architecture_the_builder_lacks_with_the_torch_exporter(tmp_path, cli):
+    import onnxruntime as ort
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=320, n_positions=128)).save_pretrained(tmp_path / "gpt2")
+    code, out, err = cli("auto-opt", "-m", tmp_path / "gpt2", "--precision", "int8", "-o", tmp_path / "out",
+                         "--cache_dir", tmp_path / "cache")
+    assert code == 0, err
+    assert out.splitlines()[0] == "auto-opt: OnnxConversion -> OrtTransformersOptimization -> OnnxDynamicQuantization"
+    session = ort.InferenceSession(str(tmp_path / "out" / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(["logits"], {"input_ids": IDS, "attention_mask": np.ones_like(IDS)})[0]
+    with torch.no_grad():
+        expected = GPT2LMHeadModel.from_pretrained(tmp_path / "gpt2")(torch.tensor(IDS)).logits.numpy()
+    assert relative_error(logits, expected) < 0.05  # int8 weights and activations; about 0.008 observed
+    assert {node.op_type for node in graph(tmp_path / "out" / "model").node} >= {"MatMulInteger", "SkipLayerNormalization"}
+
+
+def test_convert_adapters_writes_the_dtype_asked_for_without_a_model(adapters, tmp_path, cli):
+    out = tmp_path / "travel16.onnx_adapter"
+    code, stdout, _ = cli("convert-adapters", "-a", adapters["travel"], "-o", out, "--dtype", "float16")
+    assert code == 0 and stdout.strip().endswith("rank 4, float16")
+    assert {array.dtype.name for array in read_adapter_file(out).values()} == {"float16"}
