@@ -47,6 +47,10 @@ OLD_KEYS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 LORA_TYPES = ("LoRA", "QLoRA", "DoRA")
+# Olive's special parameter values (and their 0.1 spellings). Leaving the parameter out means the same here.
+_DEFAULT = "the parameter's default, which leaving it out gives; removed"
+_SEARCHABLE = "the pass's default search values in a search, else its default; leaving it out gives both; removed"
+DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT, "SEARCHABLE_VALUES": _SEARCHABLE, "DEFAULT_SEARCH": _SEARCHABLE}
 # Olive's older pass names -> olivepress's.
 PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits"}
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
@@ -266,6 +270,10 @@ def _passes(doc: dict, note: _Recorder) -> None:
         if not isinstance(entry, dict):
             continue
         holder, place = (entry["config"], ("passes", name, "config")) if isinstance(entry.get("config"), dict) else (entry, ("passes", name))
+        for key, value in list(holder.items()):
+            if isinstance(value, str) and value in DEFAULT_MARKERS:
+                del holder[key]
+                note.rewrite((*place, key), f"{value} means {DEFAULT_MARKERS[value]}")
         if holder.get("disable_search") is True:
             del holder["disable_search"]
             note.rewrite((*place, "disable_search"), "true is the default without a search; removed")
