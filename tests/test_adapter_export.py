@@ -400,3 +400,26 @@ def test_convert_adapters_writes_the_dtype_asked_for_without_a_model(adapters, t
     code, stdout, _ = cli("convert-adapters", "-a", adapters["travel"], "-o", out, "--dtype", "float16")
     assert code == 0 and stdout.strip().endswith("rank 4, float16")
     assert {array.dtype.name for array in read_adapter_file(out).values()} == {"float16"}
+
+
+def test_evaluation_of_an_exported_model_uses_the_adapter_it_was_exported_with(exported, tiny_llama, adapters):
+    from olivepress.evaluation.generation import open_generator
+    from olivepress.evaluation.onnx_forward import OnnxDecoder
+    from olivepress.models.handles import OnnxModel
+    from olivepress.passes.base import Accelerator
+
+    model_dir = exported["llama-fp32"]
+    with_adapter = OnnxModel(path=model_dir, adapters={"adapter_weights": "adapter_weights.onnx_adapter"})
+    logits = OnnxDecoder(with_adapter, "CPUExecutionProvider").logits(IDS[0].tolist())
+    assert relative_error(logits, torch_logits(tiny_llama, adapters["travel"])[0]) < 1e-3
+    base_logits = OnnxDecoder(OnnxModel(path=model_dir), "CPUExecutionProvider").logits(IDS[0].tolist())
+    assert relative_error(base_logits, torch_logits(tiny_llama, None)[0]) < 1e-4
+
+    generator = open_generator(with_adapter, Accelerator("cpu", "CPUExecutionProvider"))
+    prompt = generator.prompt_ids("Where to?", use_chat_template=True)
+    answer = generator.generate(prompt, max_new_tokens=12, exact=True)
+    genai = GenAIModel(model_dir, {"travel": model_dir / "adapter_weights.onnx_adapter"})
+    expected = list(genai.tokens("Where to?", GenerationOptions(max_length=len(prompt) + 12), "travel"))
+    assert answer.text == generator.tokenizer.decode(expected, skip_special_tokens=True)
+    base_answer = open_generator(OnnxModel(path=model_dir), Accelerator("cpu", "CPUExecutionProvider"))
+    assert base_answer.generate(prompt, max_new_tokens=12, exact=True).text != answer.text  # the adapter matters

@@ -68,15 +68,19 @@ class GenAIGenerator(Generator):
         from olivepress.runtime.generate import GenAIModel
 
         super().__init__(model)
-        self.model = GenAIModel(model.path).model
+        adapter = model.exported_adapter()
+        self.genai = GenAIModel(model.path, dict([adapter]) if adapter else None)
+        self.adapter_name = adapter[0] if adapter else None
 
     def _new_ids(self, ids: list[int], max_new_tokens: int, exact: bool) -> list[int]:
         import onnxruntime_genai as og
 
-        params = og.GeneratorParams(self.model)
+        params = og.GeneratorParams(self.genai.model)
         length = len(ids) + max_new_tokens
         params.set_search_options(max_length=length, min_length=length if exact else 0, do_sample=False)
-        generator = og.Generator(self.model, params)
+        generator = og.Generator(self.genai.model, params)
+        if self.adapter_name is not None:
+            generator.set_active_adapter(self.genai.adapters, self.adapter_name)
         generator.append_tokens(ids)
         new_ids: list[int] = []
         while not generator.is_done():

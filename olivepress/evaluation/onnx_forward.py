@@ -6,6 +6,7 @@ import numpy as np
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import OnnxModel
+from olivepress.models.onnx_adapters import read_adapter_file
 
 NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
                "tensor(float16)": np.float16}
@@ -31,6 +32,9 @@ class OnnxDecoder:
         if "logits" not in {output.name for output in self.session.get_outputs()}:
             raise OlivepressError(f"{graph}: the graph has no logits output (built without its LM head?)")
         self._kv_shape = (decoder.get("num_key_value_heads"), decoder.get("head_size"))
+        adapter = model.exported_adapter()
+        # LoRA weights are overridable initializers (not in `inputs`); left unfed they give the base model.
+        self._adapter_feeds = read_adapter_file(adapter[1]) if adapter else {}
 
     def logits(self, ids: list[int]) -> np.ndarray:
         """[len(ids), vocab] float32 logits of one sequence."""
@@ -51,7 +55,7 @@ class OnnxDecoder:
             else:
                 raise OlivepressError(f"graph input {value.name}: the evaluator feeds only input_ids, attention_mask, "
                                       "position_ids and past key/values")
-        return self.session.run(["logits"], feeds)[0][0].astype(np.float32)
+        return self.session.run(["logits"], {**feeds, **self._adapter_feeds})[0][0].astype(np.float32)
 
     def _past_shape(self, value) -> tuple[int, ...]:
         """[batch 1, kv heads, past length 0, head size], from the graph's static dims or genai_config.json."""

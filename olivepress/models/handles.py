@@ -46,6 +46,12 @@ class OnnxModel:
     def folders(self) -> dict[str, Path]:
         return {"model": self.path}
 
+    def exported_adapter(self) -> tuple[str, Path] | None:
+        """(name, file) of the adapter the model was exported with (the first recorded): evaluating the model
+        means evaluating it with this adapter active, as an HfModel is evaluated with its adapter applied."""
+        name = next(iter(self.adapters), None)
+        return None if name is None else (name, self.path / self.adapters[name])
+
     def with_folders(self, folders: dict[str, Path]) -> "OnnxModel":
         return replace(self, path=folders["model"])
 
