@@ -13,6 +13,7 @@ from typing import Any
 
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
+from olivepress.engine.runner import DEFAULT_PROVIDERS
 from olivepress.models.loading import quantization_method, read_model_config
 
 # Text-only decoder architectures the ONNX Runtime GenAI builder exports (onnxruntime-genai 0.18).
@@ -33,7 +34,6 @@ EXECUTION_PROVIDERS = {
     "WebGpuExecutionProvider": ("gpu", "an onnxruntime build with WebGPU"),
     "NvTensorRTRTXExecutionProvider": ("gpu", "onnxruntime-trt-rtx"),
 }
-DEFAULT_PROVIDER = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
 
 # --precision -> the ONNX pass that makes it on the torch-exporter path (fp32 needs none).
 ONNX_PRECISION_PASSES = {"int4": "OnnxMatMulNBits", "int8": "OnnxDynamicQuantization", "fp16": "OnnxFloatToFloat16"}
@@ -66,7 +66,7 @@ def choose_provider(device: str, provider: str | None) -> str:
     """The execution provider for the device, checked to be installed in this onnxruntime."""
     import onnxruntime
 
-    provider = provider or DEFAULT_PROVIDER.get(device)
+    provider = provider or DEFAULT_PROVIDERS[device]
     if provider not in EXECUTION_PROVIDERS:
         raise OlivepressError(f"--provider {provider}: unknown; known: {', '.join(EXECUTION_PROVIDERS)}")
     provider_device, package = EXECUTION_PROVIDERS[provider]
