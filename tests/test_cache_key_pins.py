@@ -18,8 +18,8 @@ FIXED_LIBRARIES = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2"
 
 PINS = {
     "builder": ["9fd369b2ffbf0d6646c8bd4b223891684145ba7263cdb277feda3592a38e2917"],
-    "lora_then_builder": ["c25c33be59b0c5b60979d24125a5dd79e233c25ca06d570d9b588d20b0e5d877",
-                          "ebaad1c1ee6eab474ee0218c879b24f397a0f3dd30c7c76181e4fe05cad1e334"],
+    "lora_then_builder": ["61a579aa7f89870baa5a5c2ae1f8c9d74f1e1d1f6742711ff70d1a2ed1b0f894",
+                          "e64f0f17d2e8c1145399180536b6594143174ebc8ee69c42487037d9990591c9"],
     "awq_gpu": ["f6235a53dd4f20e6403c0e68cde57c9bc3d57017130e60c25fc58983ce3ad7c7",
                 "ea9e94f18f6ef82358e92a1c1f00164d2b2bffe3e52ab4f6bfc1e7f578ca3cc7"],
 }
@@ -46,7 +46,7 @@ def _documents(tmp_path):
     data_file.write_text('{"text": "a pinned record"}\n{"text": "and another"}\n', encoding="utf-8")
     engine = {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
     data = [{"name": "train", "type": "HuggingfaceContainer",
-             "load_dataset_config": {"data_name": "json", "data_files": str(data_file)},
+             "load_dataset_config": {"data_name": "json", "data_files": data_file.name},
              "pre_process_data_config": {"text_cols": ["text"], "max_seq_len": 32}}]
     return {
         "builder": {"input_model": {"type": "HfModel", "model_path": model},
@@ -65,7 +65,8 @@ def _documents(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(PINS))
-def test_cache_keys_of_existing_documents_stay(name, tmp_path, write_doc, fixed_libraries):
+def test_cache_keys_of_existing_documents_stay(name, tmp_path, write_doc, fixed_libraries, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the data file's path is part of its data config, so it is written relative
     workflow = load_workflow(write_doc(_documents(tmp_path)[name]), PassRegistry.default())
     engine = Engine(workflow)
     keys = [key for _, key, _ in engine.predicted_keys(resolve_input_model(workflow.config.input_model))]
