@@ -19,9 +19,10 @@ import yaml
 
 from olivepress.config.sections import DataConfig
 from olivepress.data.container import seed_data_file
+from olivepress.hardware import Accelerator
 from olivepress.models.default_model import resolve_known_model
 from olivepress.models.handles import HfModel
-from olivepress.passes.base import Accelerator, PassContext
+from olivepress.passes.base import PassContext
 from olivepress.passes.pytorch.lora import LoRA, default_bf16
 
 TRAVEL_TEMPLATE = "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"

@@ -17,7 +17,7 @@ MEASURE = """
 import sys, time
 from pathlib import Path
 started = time.perf_counter()
-from olivepress.engine.fingerprint import FingerprintMemo
+from olivepress.hashing import FingerprintMemo
 memo = FingerprintMemo(Path(sys.argv[1]))
 key = memo.fingerprint(Path(sys.argv[2]))
 print(time.perf_counter() - started, key)

@@ -29,9 +29,9 @@ def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 def engine_seconds(document: Path, env_home: str) -> float:
     """Engine time of a re-run measured in-process (no interpreter start-up)."""
     os.environ["OLIVEPRESS_HOME"] = env_home
-    from olivepress.config.loader import load_workflow
     from olivepress.engine.runner import Engine
     from olivepress.passes.registry import PassRegistry
+    from olivepress.workflow.loader import load_workflow
 
     result = Engine(load_workflow(document, PassRegistry.default())).run()
     assert all(step.cache == "hit" for step in result.steps)

@@ -405,8 +405,8 @@ def test_convert_adapters_writes_the_dtype_asked_for_without_a_model(adapters, t
 def test_evaluation_of_an_exported_model_uses_the_adapter_it_was_exported_with(exported, tiny_llama, adapters):
     from olivepress.evaluation.generation import open_generator
     from olivepress.evaluation.onnx_forward import OnnxDecoder
+    from olivepress.hardware import Accelerator
     from olivepress.models.handles import OnnxModel
-    from olivepress.passes.base import Accelerator
 
     model_dir = exported["llama-fp32"]
     with_adapter = OnnxModel(path=model_dir, adapters={"adapter_weights": "adapter_weights.onnx_adapter"})

@@ -15,8 +15,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from azureml_double import RecordingService
 from pydantic import Field
 
-from olivepress.engine.fingerprint import FingerprintMemo
 from olivepress.errors import OlivepressError
+from olivepress.hashing import FingerprintMemo
 from olivepress.models.azureml_assets import RegistryModel, WorkspaceModel
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext

@@ -9,14 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from olivepress.config.loader import load_workflow
 from olivepress.engine import keys
 from olivepress.engine.cache import Cache
-from olivepress.engine.fingerprint import FingerprintMemo
 from olivepress.engine.runner import Engine
+from olivepress.hardware import Accelerator
+from olivepress.hashing import FingerprintMemo
 from olivepress.models.handles import HfModel
-from olivepress.passes.base import Accelerator
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import load_workflow
 
 PLUGIN_DIR = Path(__file__).parent / "plugin_pkg"
 sys.path.insert(0, str(PLUGIN_DIR))

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from olivepress.config.loader import load_workflow
 from olivepress.engine.runner import Engine
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import load_workflow
 
 FIXED_LIBRARIES = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2", "onnx": "1.19.0",
                    "onnxruntime": "1.32.0", "onnxruntime-genai": "0.18.0"}

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from olivepress.config.loader import DocumentError, load_workflow
+from olivepress.config.errors import DocumentError
 from olivepress.errors import OlivepressError
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import load_workflow
 
 REGISTRY = PassRegistry.builtin()
 

@@ -6,11 +6,15 @@ import pytest
 import torch
 
 from olivepress.config.sections import DataConfig
-from olivepress.data.container import HuggingfaceContainer, default_calibration_data, seed_data_file
+from olivepress.data.container import (
+    HuggingfaceContainer,
+    default_calibration_data,
+    seed_data_file,
+)
 from olivepress.data.fingerprint import data_fingerprint
 from olivepress.data.tokens import IGNORE_INDEX
-from olivepress.engine.fingerprint import FingerprintMemo
 from olivepress.errors import OlivepressError
+from olivepress.hashing import FingerprintMemo
 from olivepress.models.loading import load_tokenizer
 
 TRAVEL_TEMPLATE = "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"

@@ -7,16 +7,22 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from conftest import builder_workflow
+from pydantic import ValidationError
 
 from olivepress.config.sections import DataConfig, EvaluatorConfig, GoalConfig
 from olivepress.evaluation.evaluator import Evaluator
 from olivepress.evaluation.generation import open_generator
-from olivepress.evaluation.objectives import SubMetric, goal_threshold, meets, needs_baseline, objectives, sub_metrics
+from olivepress.evaluation.objectives import (
+    SubMetric,
+    goal_threshold,
+    meets,
+    needs_baseline,
+    objectives,
+    sub_metrics,
+)
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import Accelerator
 
 CPU = Accelerator("cpu", "CPUExecutionProvider")
 TEXTS = ["What's a must-see in Paris? The Eiffel Tower and the Louvre.",

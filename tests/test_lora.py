@@ -1,8 +1,8 @@
 """LoRA, QLoRA, DoRA and MergeAdapterWeights on tiny random models, with real training on CPU."""
 
 import json
-import re
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -12,9 +12,17 @@ from pydantic import ValidationError
 
 from olivepress.config.sections import DataConfig
 from olivepress.errors import OlivepressError
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel
-from olivepress.passes.base import Accelerator, PassContext
-from olivepress.passes.pytorch.lora import DoRA, LoRA, LoRAConfig, QLoRA, default_target_modules, linear_module_names
+from olivepress.passes.base import PassContext
+from olivepress.passes.pytorch.lora import (
+    DoRA,
+    LoRA,
+    LoRAConfig,
+    QLoRA,
+    default_target_modules,
+    linear_module_names,
+)
 from olivepress.passes.pytorch.merge_adapter import MergeAdapterWeights
 
 SENTENCE = "What's a must-see in Paris? The Eiffel Tower and the Louvre."

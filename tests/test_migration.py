@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from olivepress.config.loader import validate_document
 from olivepress.config.migration import migrate
 from olivepress.config.source import SourceDocument
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import validate_document
 
 GOLDEN = Path(__file__).parent / "golden" / "migration"
 OLD_DOCUMENTS = sorted(path for path in GOLDEN.glob("*.json") if not path.name.endswith(".expected.json"))

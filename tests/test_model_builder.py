@@ -5,7 +5,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from conftest import builder_workflow
 
 from olivepress.runtime.generate import GenAIModel, GenerationOptions
@@ -114,4 +113,4 @@ def test_a_cuda_model_without_cuda_runtime_names_the_package(tiny_llama, tmp_pat
     code, _, err = cli("generate", "-m", tmp_path / "out" / "model", "-p", "hi")
     assert code == 2
     assert "was built for the cuda execution provider, which this onnxruntime-genai lacks; " \
-           "install onnxruntime-genai-cuda (pip install 'olivepress[cuda]')" in err
+           "install onnxruntime-gpu and onnxruntime-genai-cuda (pip install 'olivepress[cuda]')" in err

@@ -12,11 +12,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper, version_converter
-
 from tiny_models import write_tokenizer
 
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import Accelerator, PassContext
+from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.float16 import OnnxFloatToFloat16
 from olivepress.passes.onnx.model_files import save_onnx

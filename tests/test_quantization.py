@@ -9,9 +9,18 @@ from torch import nn
 
 from olivepress.errors import OlivepressError
 from olivepress.quantization.algorithms import QuantizeSpec, plan, quantize_model
-from olivepress.quantization.awq import AwqOptions, fold_scales, scale_groups, search_scales
+from olivepress.quantization.awq import (
+    AwqOptions,
+    fold_scales,
+    scale_groups,
+    search_scales,
+)
+from olivepress.quantization.checkpoint import (
+    load_quantized,
+    quantization_config,
+    save_quantized,
+)
 from olivepress.quantization.clip import clip_weight
-from olivepress.quantization.checkpoint import load_quantized, quantization_config, save_quantized
 from olivepress.quantization.gptq import GptqOptions, gptq_quantize
 from olivepress.quantization.groups import choose_group_size
 from olivepress.quantization.layers import find_decoder_layers

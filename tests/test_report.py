@@ -3,7 +3,14 @@
 import struct
 
 from olivepress.config.sections import GoalConfig
-from olivepress.engine.report import best_of, dominates, pareto_front, report_text, summary_lines, write_report
+from olivepress.engine.report import (
+    best_of,
+    dominates,
+    pareto_front,
+    report_text,
+    summary_lines,
+    write_report,
+)
 from olivepress.engine.search.candidate import CandidateResult
 from olivepress.engine.search.driver import SearchResult
 from olivepress.evaluation.objectives import SubMetric

@@ -11,19 +11,22 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from conftest import builder_workflow
 from pydantic import Field, model_validator
 
-from conftest import builder_workflow
-
-from olivepress.config.loader import validate_document
 from olivepress.config.source import SourceDocument
 from olivepress.engine.search.order import stages
-from olivepress.engine.search.samplers import RandomSampler, SequentialSampler, TpeSampler
-from olivepress.engine.search.space import build_space
+from olivepress.engine.search.samplers import (
+    RandomSampler,
+    SequentialSampler,
+    TpeSampler,
+)
 from olivepress.evaluation.objectives import SubMetric
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import validate_document
+from olivepress.workflow.space import build_space
 
 
 class KnobsConfig(PassConfig):
@@ -116,9 +119,9 @@ def load(document: dict):
 
 def space_of(document: dict):
     workflow = load(document)
-    from olivepress.engine.search.space import strategy_of
+    from olivepress.workflow.space import strategy_of
 
-    return build_space(strategy_of(workflow.config.engine), workflow.steps, "hf")
+    return build_space(strategy_of(workflow.config.engine), workflow.steps, "hf", workflow.registry)
 
 
 # ------------------------------------------------------------------ the space and its checks

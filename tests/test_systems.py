@@ -2,12 +2,11 @@
 
 import pytest
 
-from olivepress.config.loader import DocumentError, load_workflow
+from olivepress.config.errors import DocumentError
 from olivepress.config.sections import AzureMLSystemConfig
-from olivepress.engine.runner import resolve_accelerator
 from olivepress.passes.registry import PassRegistry
 from olivepress.systems.azureml.environment import job_environment
-from olivepress.systems.targets import target_config
+from olivepress.workflow.loader import load_workflow
 
 REGISTRY = PassRegistry.builtin()
 AML = {"type": "AzureML", "aml_compute": "gpu-cluster", "aml_environment_config": {"name": "olivepress", "label": "latest"},
@@ -21,11 +20,11 @@ def load(write_doc, systems: dict, **engine):
 
 
 def test_the_target_is_engine_target_else_an_azureml_host_else_local(write_doc):
-    assert target_config(load(write_doc, {"aml": AML}).config)[0] == "local"
-    assert target_config(load(write_doc, {"aml": AML}, host="aml").config)[0] == "aml"
+    assert load(write_doc, {"aml": AML}).config.target_system()[0] == "local"
+    assert load(write_doc, {"aml": AML}, host="aml").config.target_system()[0] == "aml"
     workflow = load(write_doc, {"aml": AML, "env": ENV}, target="aml")
-    assert target_config(workflow.config)[0] == "aml"
-    accelerator = resolve_accelerator(workflow)
+    assert workflow.config.target_system()[0] == "aml"
+    accelerator = workflow.config.accelerator()
     assert (accelerator.device, accelerator.execution_provider) == ("gpu", "CUDAExecutionProvider")
 
 

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from olivepress.cli.finetune import parse_passthrough
-from olivepress.config.loader import DocumentError, validate_document
+from olivepress.config.errors import DocumentError
 from olivepress.config.source import SourceDocument
 from olivepress.errors import OlivepressError
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import validate_document
 
 TRAVEL_TEMPLATE = "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"
 
@@ -150,7 +151,7 @@ def test_an_unknown_component_type_is_refused_at_load():
 def test_every_example_workflow_validates_in_the_current_shape():
     from pathlib import Path
 
-    from olivepress.config.loader import load_workflow
+    from olivepress.workflow.loader import load_workflow
 
     examples = sorted((Path(__file__).parent.parent / "workflows").rglob("*.json"))
     assert len(examples) >= 4

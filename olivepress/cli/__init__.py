@@ -7,7 +7,18 @@ import traceback
 
 from olivepress import __version__
 from olivepress.cli import (
-    auto_opt, cache, convert_adapters, fetch_model, finetune, generate, migrate, passes, quantize, register, run, schema,
+    auto_opt,
+    cache,
+    convert_adapters,
+    fetch_model,
+    finetune,
+    generate,
+    migrate,
+    passes,
+    quantize,
+    register,
+    run,
+    schema,
     validate,
 )
 from olivepress.cli.common import common_parser

@@ -10,7 +10,11 @@ import argparse
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
 from olivepress.config.sections import HfModelConfig
-from olivepress.engine.auto_opt import EXECUTION_PROVIDERS, choose_chain, choose_provider
+from olivepress.engine.auto_opt import (
+    AUTO_OPT_PROVIDERS,
+    choose_chain,
+    choose_provider,
+)
 from olivepress.models.resolve import resolve_input_model
 
 
@@ -20,7 +24,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="export a model (and its LoRA adapter) to ONNX Runtime with an automatically chosen pass chain",
     )
     task.add_model_flags(parser)
-    add_flag(parser, "provider", choices=sorted(EXECUTION_PROVIDERS), default=None,
+    add_flag(parser, "provider", choices=sorted(AUTO_OPT_PROVIDERS), default=None,
              help="the execution provider to build for (default: CPU on cpu, CUDA on gpu)")
     add_flag(parser, "precision", choices=["int4", "int8", "fp16", "fp32"], default="int4", help="default int4")
     add_flag(parser, "use_ort_genai", "--use_model_builder", action="store_true",

@@ -25,8 +25,8 @@ def main(args: argparse.Namespace) -> int:
 def _ls(cache: Cache) -> int:
     for entry in cache.entries():
         record = entry.record
-        print(f"{entry.key[:12]}  {record['pass']:<20} {entry.size_bytes / 1e6:9.1f} MB  {record['created']}"
-              f"  from {record['input_key'][:12]}")
+        print(f"{entry.key[:12]}  {record.pass_name:<20} {entry.size_bytes / 1e6:9.1f} MB  {entry.created}"
+              f"  from {record.input_key[:12]}")
     return 0
 
 

@@ -8,8 +8,13 @@ from pathlib import Path
 from olivepress.cli.common import add_flag
 from olivepress.errors import OlivepressError
 from olivepress.models.onnx_adapters import (
-    ADAPTER_FILE_SUFFIX, AttentionSizes, check_adapter_fits, folder_lora_inputs, onnx_adapter_weights,
-    peft_lora_config, write_adapter_file,
+    ADAPTER_FILE_SUFFIX,
+    AttentionSizes,
+    check_adapter_fits,
+    folder_lora_inputs,
+    onnx_adapter_weights,
+    peft_lora_config,
+    write_adapter_file,
 )
 from olivepress.models.resolve import hf_model_folder
 

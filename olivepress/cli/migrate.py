@@ -2,15 +2,15 @@
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import yaml
 
 from olivepress.cli.common import add_flag
-from olivepress.config.loader import load_workflow
 from olivepress.errors import OlivepressError
+from olivepress.files import write_atomic
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import load_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -28,9 +28,7 @@ def main(args: argparse.Namespace) -> int:
     document = workflow.source.data
     text = (json.dumps(document, indent=2) + "\n" if args.output.suffix.lower() == ".json"
             else yaml.safe_dump(document, sort_keys=False))
-    partial = args.output.with_name(f".{args.output.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, args.output)
+    write_atomic(args.output, text)
     for line in workflow.rewrite_lines():
         print(f"rewrote {line}")
     print(f"wrote {args.output}")

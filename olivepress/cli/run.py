@@ -4,16 +4,15 @@ import argparse
 from pathlib import Path
 
 from olivepress.cli.common import add_flag
-from olivepress.config.loader import load_workflow
 from olivepress.engine.output import check_output_dir
 from olivepress.engine.report import PLOT_FILE, REPORT_FILE, summary_lines
-from olivepress.engine.search.driver import plan_lines
 from olivepress.engine.runner import Engine, RunResult
+from olivepress.engine.search.driver import plan_lines
 from olivepress.log import logger, setup_logging
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.registry import PassRegistry
 from olivepress.systems.azureml.dry_run import print_dry_run
-from olivepress.systems.targets import azureml_host
+from olivepress.workflow.loader import load_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -37,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
         print_plan(engine)
         print_dry_run(engine)
         return 0
-    if azureml_host(workflow.config) is not None:  # the whole workflow runs as one AzureML job
+    if workflow.config.azureml_host() is not None:  # the whole workflow runs as one AzureML job
         from olivepress.systems.azureml.host import submit_workflow
 
         print_result(submit_workflow(engine))

@@ -8,11 +8,11 @@ from typing import Any
 
 from olivepress.cli.common import add_flag
 from olivepress.cli.run import print_plan, print_result
-from olivepress.config.loader import validate_document
 from olivepress.config.source import SourceDocument, read_document
 from olivepress.engine.runner import Engine
 from olivepress.errors import OlivepressError
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import validate_document
 
 DATA_CONFIG_NAME = "data"
 

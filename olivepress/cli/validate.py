@@ -4,8 +4,8 @@ import argparse
 from pathlib import Path
 
 from olivepress.cli.common import add_flag
-from olivepress.config.loader import load_workflow
 from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.loader import load_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:

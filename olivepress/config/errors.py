@@ -5,10 +5,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from olivepress.config.source import Path_, SourceDocument
+from olivepress.config.source import DocPath, SourceDocument
+from olivepress.errors import OlivepressError
 
 
-def document_path(data: Any, loc: tuple) -> Path_:
+class DocumentError(OlivepressError):
+    """The document is invalid. The message is the first problem; `problems` holds them all."""
+
+    def __init__(self, problems: list[str]):
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = problems
+
+
+def document_path(data: Any, loc: tuple) -> DocPath:
     """The path in the document for a pydantic error location (dropping union tags pydantic inserts)."""
     path: list[str | int] = []
     current = data
@@ -25,15 +35,8 @@ def document_path(data: Any, loc: tuple) -> Path_:
     return tuple(path)
 
 
-def format_path(path: Path_) -> str:
-    text = ""
-    for element in path:
-        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
-    return text or "(document)"
-
-
 def error_lines(
-    error: ValidationError, source: SourceDocument, data: Any, place: Callable[[Path_], Path_] = lambda path: path
+    error: ValidationError, source: SourceDocument, data: Any, place: Callable[[DocPath], DocPath] = lambda path: path
 ) -> list[str]:
     """One line per error: `file:line: path: problem`. `data` is what was validated; `place` maps a path
     in it to the path in the document."""
@@ -46,9 +49,7 @@ def error_lines(
         path = place(path)
         if item["type"] not in ("missing", "unknown_key") and _is_scalar(item.get("input")):
             message += f" (got {item['input']!r})"
-        line = source.line_of(path)
-        where = f"{source.file}:{line}" if line else source.file
-        lines.append(f"{where}: {format_path(path)}: {message}")
+        lines.append(source.located(path, message))
     return lines
 
 

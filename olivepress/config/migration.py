@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Path_ = tuple[str | int, ...]
+from olivepress.config.source import DocPath
+from olivepress.hardware import device_of
 
 
 @dataclass(frozen=True)
 class Rewrite:
-    path: Path_  # where the older shape was, in the document as written
+    path: DocPath  # where the older shape was, in the document as written
     message: str
 
 
@@ -24,7 +25,7 @@ class Rewrite:
 class OldKey:
     """A key that only an older Olive read and that has no mechanical rewrite."""
 
-    path: Path_
+    path: DocPath
     message: str
 
 
@@ -55,7 +56,6 @@ DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT, "SEARCHABLE_V
 PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits"}
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
 SEARCH_ALGORITHMS = {"exhaustive": "sequential", "random": "random", "tpe": "tpe"}
-DEVICE_OF_PROVIDER = {"CPUExecutionProvider": "cpu", "QNNExecutionProvider": "npu", "VitisAIExecutionProvider": "npu"}
 
 
 def migrate(document: dict[str, Any]) -> Migration:
@@ -70,10 +70,10 @@ class _Recorder:
     def __init__(self, migration: Migration):
         self.migration = migration
 
-    def rewrite(self, path: Path_, message: str) -> None:
+    def rewrite(self, path: DocPath, message: str) -> None:
         self.migration.rewrites.append(Rewrite(path, message))
 
-    def old_key(self, holder: dict, path: Path_, where: str, key: str) -> None:
+    def old_key(self, holder: dict, path: DocPath, where: str, key: str) -> None:
         """Record an old key and take it out, so that validation does not report it a second time."""
         del holder[key]
         versions, instead = OLD_KEYS[(where, key)]
@@ -114,7 +114,7 @@ def _resource(value: Any) -> str | None:
     return None
 
 
-def _rewrite_resource(holder: dict, key: str, path: Path_, note: _Recorder) -> None:
+def _rewrite_resource(holder: dict, key: str, path: DocPath, note: _Recorder) -> None:
     value = holder.get(key)
     values = value if isinstance(value, list) else [value]
     resolved = [_resource(item) for item in values]
@@ -205,7 +205,7 @@ def _engine(doc: dict, note: _Recorder) -> None:
 def _execution_providers(doc: dict, engine: dict, note: _Recorder) -> None:
     providers = engine.pop("execution_providers")
     providers = [providers] if isinstance(providers, str) else list(providers)
-    device = DEVICE_OF_PROVIDER.get(providers[0], "gpu")
+    device = device_of(providers[0])
     systems = doc.setdefault("systems", {})
     target = engine.get("target")
     if target is None:
@@ -297,7 +297,7 @@ def _passes(doc: dict, note: _Recorder) -> None:
             _training_args(training, (*place, "training_args"), note)
 
 
-def _autoawq_params(holder: dict, place: Path_, note: _Recorder) -> None:
+def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
     if "w_bit" in holder:
         holder["bits"] = holder.pop("w_bit")
         note.rewrite((*place, "w_bit"), "renamed bits")
@@ -309,7 +309,7 @@ def _autoawq_params(holder: dict, place: Path_, note: _Recorder) -> None:
         note.rewrite((*place, "version"), "gemm is the layout olivepress writes; removed")
 
 
-def _training_args(training: dict, place: Path_, note: _Recorder) -> None:
+def _training_args(training: dict, place: DocPath, note: _Recorder) -> None:
     """TrainingArguments that transformers renamed since the cookbook was written."""
     if "evaluation_strategy" in training and "eval_strategy" not in training:
         training["eval_strategy"] = training.pop("evaluation_strategy")

@@ -1,10 +1,15 @@
 """Typed models of the workflow document's sections (everything except the passes' own parameters)."""
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from olivepress.config.base import ConfigModel, TypedSection, did_you_mean, flatten_nested
+from olivepress.config.base import (
+    ConfigModel,
+    TypedSection,
+    did_you_mean,
+    flatten_nested,
+)
 from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams
 from olivepress.evaluation.subtypes import METRIC_KINDS
 
@@ -12,6 +17,7 @@ from olivepress.evaluation.subtypes import METRIC_KINDS
 
 
 class HfModelConfig(TypedSection):
+    kind: ClassVar[str] = "hf"  # the model kind passes accept and produce (models.handles.ModelKind)
     type: Literal["HfModel"]
     model_path: str = Field(
         description="A Hugging Face model folder, a hub id found in the local Hugging Face cache, "
@@ -26,6 +32,7 @@ class HfModelConfig(TypedSection):
 
 
 class OnnxModelConfig(TypedSection):
+    kind: ClassVar[str] = "onnx"
     type: Literal["OnnxModel"]
     model_path: str = Field(description="A folder holding the ONNX model (and genai_config.json for GenAI models), or a .onnx file.")
     onnx_file_name: str | None = Field(None, description="The model file inside model_path; default model.onnx.")

@@ -9,7 +9,7 @@ import yaml
 
 from olivepress.errors import OlivepressError
 
-Path_ = tuple[str | int, ...]
+DocPath = tuple[str | int, ...]  # keys and list indexes from the document's root
 
 
 @dataclass
@@ -18,15 +18,27 @@ class SourceDocument:
 
     data: Any
     file: str
-    lines: dict[Path_, int] = field(default_factory=dict)
+    lines: dict[DocPath, int] = field(default_factory=dict)
 
-    def line_of(self, path: Path_) -> int | None:
+    def line_of(self, path: DocPath) -> int | None:
         """The line of `path`, or of its deepest ancestor that has one."""
         for end in range(len(path), -1, -1):
             line = self.lines.get(tuple(path[:end]))
             if line is not None:
                 return line
         return None
+
+    def located(self, path: DocPath, message: str) -> str:
+        """`file:line: path: message`, the one form of every problem found in a document."""
+        line = self.line_of(path)
+        return f"{self.file}{f':{line}' if line else ''}: {format_path(path)}: {message}"
+
+
+def format_path(path: DocPath) -> str:
+    text = ""
+    for element in path:
+        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
+    return text or "(document)"
 
 
 def read_document(file: Path) -> SourceDocument:
@@ -52,15 +64,15 @@ def read_document(file: Path) -> SourceDocument:
     return SourceDocument(data=data, file=str(file), lines=_key_lines(text))
 
 
-def _key_lines(text: str) -> dict[Path_, int]:
+def _key_lines(text: str) -> dict[DocPath, int]:
     """Line numbers (1-based) of every mapping key and sequence item; JSON is read as YAML for this."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return {}  # valid JSON that YAML cannot read (rare escapes): errors then go without line numbers
-    lines: dict[Path_, int] = {}
+    lines: dict[DocPath, int] = {}
 
-    def walk(node: yaml.Node, path: Path_) -> None:
+    def walk(node: yaml.Node, path: DocPath) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 child = (*path, key_node.value)

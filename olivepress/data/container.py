@@ -6,10 +6,26 @@ from typing import Any
 import torch
 
 from olivepress.config.sections import DataConfig
-from olivepress.data.files import FILE_FORMATS, cached_hub_dataset, check_json_file, local_data_files
-from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams, check_eval_size
+from olivepress.data.files import (
+    FILE_FORMATS,
+    cached_hub_dataset,
+    check_json_file,
+    local_data_files,
+)
+from olivepress.data.params import (
+    DataloaderParams,
+    LoadDatasetParams,
+    PreProcessParams,
+    check_eval_size,
+)
 from olivepress.data.text import text_function
-from olivepress.data.tokens import PadCollator, line_columns, pack, packed_columns, tokenize
+from olivepress.data.tokens import (
+    PadCollator,
+    line_columns,
+    pack,
+    packed_columns,
+    tokenize,
+)
 from olivepress.errors import OlivepressError
 
 SEED_DIR = Path(__file__).parent / "seed"

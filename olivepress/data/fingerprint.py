@@ -6,7 +6,7 @@ from pathlib import Path
 
 from olivepress.config.sections import DataConfig
 from olivepress.data.files import FILE_FORMATS, cached_hub_dataset, local_data_files
-from olivepress.engine.fingerprint import FingerprintMemo
+from olivepress.hashing import FingerprintMemo
 
 
 def data_fingerprint(config: DataConfig, memo: FingerprintMemo) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from olivepress.errors import OlivepressError
+from olivepress.hardware import DEFAULT_PROVIDERS, EXECUTION_PROVIDERS
 from olivepress.models.handles import HfModel
-from olivepress.engine.runner import DEFAULT_PROVIDERS
 from olivepress.models.loading import quantization_method, read_model_config
 
 # Text-only decoder architectures the ONNX Runtime GenAI builder exports (onnxruntime-genai 0.18).
@@ -26,14 +26,8 @@ BUILDER_ARCHITECTURES = frozenset({
     "Qwen3ForCausalLM", "SmolLM3ForCausalLM",
 })
 
-# Execution provider -> (the device it runs on, where it comes from when this onnxruntime lacks it).
-EXECUTION_PROVIDERS = {
-    "CPUExecutionProvider": ("cpu", "onnxruntime"),
-    "CUDAExecutionProvider": ("gpu", "onnxruntime-gpu and onnxruntime-genai-cuda (pip install 'olivepress[cuda]')"),
-    "DmlExecutionProvider": ("gpu", "onnxruntime-directml and onnxruntime-genai-directml (Windows)"),
-    "WebGpuExecutionProvider": ("gpu", "an onnxruntime build with WebGPU"),
-    "NvTensorRTRTXExecutionProvider": ("gpu", "onnxruntime-trt-rtx"),
-}
+# The providers auto-opt builds for: those the GenAI builder can target.
+AUTO_OPT_PROVIDERS = tuple(name for name, provider in EXECUTION_PROVIDERS.items() if provider.builder_name)
 
 # --precision -> the ONNX pass that makes it on the torch-exporter path (fp32 needs none).
 ONNX_PRECISION_PASSES = {"int4": "OnnxMatMulNBits", "int8": "OnnxDynamicQuantization", "fp16": "OnnxFloatToFloat16"}
@@ -67,13 +61,13 @@ def choose_provider(device: str, provider: str | None) -> str:
     import onnxruntime
 
     provider = provider or DEFAULT_PROVIDERS[device]
-    if provider not in EXECUTION_PROVIDERS:
-        raise OlivepressError(f"--provider {provider}: unknown; known: {', '.join(EXECUTION_PROVIDERS)}")
-    provider_device, package = EXECUTION_PROVIDERS[provider]
-    if provider_device != device:
-        raise OlivepressError(f"--provider {provider} runs on {provider_device}, but --device is {device}")
+    if provider not in AUTO_OPT_PROVIDERS:
+        raise OlivepressError(f"--provider {provider}: unknown; known: {', '.join(AUTO_OPT_PROVIDERS)}")
+    known = EXECUTION_PROVIDERS[provider]
+    if known.device != device:
+        raise OlivepressError(f"--provider {provider} runs on {known.device}, but --device is {device}")
     if provider not in onnxruntime.get_available_providers():
-        raise OlivepressError(f"--provider {provider} is not installed in this onnxruntime; it comes with {package}")
+        raise OlivepressError(f"--provider {provider} is not installed in this onnxruntime; it comes with {known.package}")
     return provider
 
 
@@ -97,10 +91,8 @@ def choose_chain(model: HfModel, provider: str, precision: str, use_ort_genai: b
 
 
 def _builder_chain(model: HfModel, provider: str, precision: str) -> Chain:
-    from olivepress.passes.onnx.model_builder import BUILDER_EXECUTION_PROVIDERS
-
     builder = ChainStep("builder", "ModelBuilder",
-                        {"precision": precision, "execution_provider": BUILDER_EXECUTION_PROVIDERS[provider]})
+                        {"precision": precision, "execution_provider": EXECUTION_PROVIDERS[provider].builder_name})
     if model.adapter_path is None:
         return Chain([builder], [])
     return Chain([builder, ChainStep("extract_adapters", "ExtractAdapters")],

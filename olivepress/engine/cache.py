@@ -11,6 +11,7 @@ An entry exists only once complete: a run killed mid-pass leaves at most a stagi
 the next writer of that key (or `olivepress cache gc`) removes.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,13 +19,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from olivepress.engine.fingerprint import FingerprintMemo, list_files
+from olivepress.files import new_folder, replace_folder
+from olivepress.hashing import FingerprintMemo, list_files
 from olivepress.log import logger
 from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
 
@@ -33,15 +35,41 @@ ENTRY_FORMAT = 1
 
 
 @dataclass(frozen=True)
+class EntryRecord:
+    """What made an entry: the pass, its input and resolved config, and where and how it ran."""
+
+    pass_name: str
+    pass_version: str
+    input_key: str
+    config: dict[str, Any]
+    accelerator: dict[str, str]
+    system: dict[str, Any]  # the system that ran the pass (System.describe())
+    libraries: dict[str, str | None]
+    duration_s: float
+    metrics: dict[str, float] = field(default_factory=dict)  # what the pass reported (e.g. train_loss)
+
+    def as_json(self) -> dict[str, Any]:
+        fields = asdict(self)
+        return {"pass": fields.pop("pass_name"), **fields}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EntryRecord":
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "pass_name"]
+        return cls(pass_name=data["pass"], **{name: data[name] for name in names if name in data})
+
+
+@dataclass(frozen=True)
 class CacheEntry:
     key: str
     folder: Path
-    record: dict[str, Any]
+    record: EntryRecord
     model: ModelHandle
+    files: dict[str, dict[str, Any]]  # {relative path: {"size", "sha256"}}
+    created: str
 
     @property
     def size_bytes(self) -> int:
-        return sum(info["size"] for info in self.record["files"].values())
+        return sum(info["size"] for info in self.files.values())
 
 
 class Cache:
@@ -70,15 +98,13 @@ class Cache:
             yield
 
     def new_staging(self, key: str) -> Path:
-        folder = self.staging_dir / f"{key}-{uuid.uuid4().hex[:8]}"
-        folder.mkdir()
-        return folder
+        return new_folder(self.staging_dir, key)
 
     def discard_staging(self, folder: Path) -> None:
         """Remove a staging folder if it is still there (after a publish it has been renamed away)."""
         shutil.rmtree(folder, ignore_errors=True)
 
-    def publish(self, key: str, staging: Path, model: ModelHandle, record: dict[str, Any]) -> CacheEntry:
+    def publish(self, key: str, staging: Path, model: ModelHandle, record: EntryRecord) -> CacheEntry:
         """Record the staged output's file hashes and move it into place in one rename."""
         files = {
             rel: {"size": (staging / rel).stat().st_size, "sha256": self.memo.file_hash(staging / rel)}
@@ -87,16 +113,14 @@ class Cache:
         full_record = {
             "format": ENTRY_FORMAT,
             "key": key,
-            **record,
+            **record.as_json(),
             "model": self._encode_paths(model.to_config(), staging),
             "files": files,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (staging / ENTRY_FILE).write_text(json.dumps(full_record, indent=2), encoding="utf-8")
         target = self.entries_dir / key
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(staging, target)
+        replace_folder(staging, target)
         for rel, info in files.items():
             self.memo.remember(target / rel, info["sha256"])  # same bytes under a new path: no need to reread
         return self._load(target)
@@ -176,7 +200,8 @@ class Cache:
     def _load(self, folder: Path) -> CacheEntry:
         record = json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8"))
         model = handle_from_config(self._decode_paths(record["model"], folder))
-        return CacheEntry(key=record["key"], folder=folder, record=record, model=model)
+        return CacheEntry(key=record["key"], folder=folder, record=EntryRecord.from_json(record), model=model,
+                          files=record["files"], created=record["created"])
 
     def _encode_paths(self, config: dict[str, Any], entry_folder: Path) -> dict[str, Any]:
         """Paths become relative: to the entry ('entry:'), to the cache root ('cache:'), or stay absolute."""

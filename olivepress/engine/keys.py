@@ -1,34 +1,9 @@
 """Cache keys: full SHA-256 digests over everything that can change a result, and nothing else."""
 
-import hashlib
-import importlib.metadata
-import json
-from functools import cache
-from typing import Any
-
-from olivepress.engine.fingerprint import FingerprintMemo
+from olivepress.hardware import Accelerator
+from olivepress.hashing import FingerprintMemo, digest, library_versions
 from olivepress.models.handles import PATH_FIELDS, ModelHandle
-from olivepress.passes.base import Accelerator, Pass, PassConfig
-
-# Libraries whose version can change what a pass writes.
-SHAPING_LIBRARIES = ("torch", "transformers", "peft", "onnx", "onnxruntime", "onnxruntime-genai")
-
-
-def digest(value: Any) -> str:
-    """sha256 of the canonical JSON of `value`."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@cache
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in SHAPING_LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+from olivepress.passes.base import Pass, PassConfig
 
 
 def model_key(model: ModelHandle, memo: FingerprintMemo) -> str:

@@ -1,17 +1,13 @@
 """Writing the run's result: the final model, model_config.json and footprint.json, all or nothing."""
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from olivepress.errors import OlivepressError
+from olivepress.files import FOOTPRINT_FILE, MODEL_CONFIG_FILE, staged_folder
 from olivepress.models.handles import PATH_FIELDS, ModelHandle
-
-FOOTPRINT_FILE = "footprint.json"
-MODEL_CONFIG_FILE = "model_config.json"
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -33,9 +29,7 @@ def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]
     """
     check_output_dir(output_dir)
     output_dir = output_dir.resolve()
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.parent / f".{output_dir.name}.staging-{uuid.uuid4().hex[:8]}"
-    try:
+    with staged_folder(output_dir) as staging:
         folders = {}
         for role, source in model.folders().items():
             shutil.copytree(source, staging / role)
@@ -44,9 +38,6 @@ def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]
         config = exported.to_config()
         _write_json(staging / MODEL_CONFIG_FILE, {"type": config.pop("type"), "config": _relative(config, output_dir)})
         _write_json(staging / FOOTPRINT_FILE, footprint)
-        _swap_in(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return exported
 
 
@@ -60,12 +51,3 @@ def _relative(config: dict[str, Any], base: Path) -> dict[str, Any]:
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
-
-def _swap_in(staging: Path, output_dir: Path) -> None:
-    old = None
-    if output_dir.exists():
-        old = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(output_dir, old)
-    os.rename(staging, output_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

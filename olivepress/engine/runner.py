@@ -1,8 +1,10 @@
 """Running a workflow: plan the pass flow, run each pass through the cache, write the output."""
 
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,25 +12,24 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from olivepress import __version__
-from olivepress.config.loader import PassStep, Workflow
-from olivepress.config.sections import AcceleratorConfig, DataConfig
+from olivepress.config.sections import DataConfig
 from olivepress.data.fingerprint import data_fingerprint
-from olivepress.engine.cache import Cache, CacheEntry
-from olivepress.engine.keys import library_versions, model_key, pass_key
+from olivepress.engine.cache import Cache, CacheEntry, EntryRecord
+from olivepress.engine.keys import model_key, pass_key
 from olivepress.engine.output import check_output_dir, write_output
 from olivepress.errors import OlivepressError, PassFailedError
+from olivepress.hashing import library_versions
 from olivepress.log import logger
 from olivepress.models.azureml_assets import AssetStore, use_asset_store
 from olivepress.models.handles import ModelHandle
 from olivepress.models.resolve import resolve_input_model
-from olivepress.passes.base import Accelerator, PassContext
-from olivepress.systems.targets import create_target, target_config
+from olivepress.passes.base import PassContext
+from olivepress.systems.targets import create_target
+from olivepress.workflow.plan import PassStep, Workflow, chain_problem
 
 if TYPE_CHECKING:
     from olivepress.engine.search.driver import SearchResult
     from olivepress.evaluation.evaluator import Evaluator
-
-DEFAULT_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider", "npu": "QNNExecutionProvider"}
 
 
 @dataclass
@@ -46,6 +47,21 @@ class StepResult:
         return self.__dict__.copy()
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where and how a pass output was made, as its cache entry records it."""
+
+    system: dict[str, Any]
+    accelerator: dict[str, str]
+    libraries: dict[str, str | None]
+    duration_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+# Makes a step's output inside the empty folder it is given: the output's handle and how it was made.
+Builder = Callable[[Path], tuple[ModelHandle, Origin]]
+
+
 @dataclass
 class RunResult:
     output_dir: Path
@@ -55,34 +71,27 @@ class RunResult:
     search: "SearchResult | None" = None  # with an evaluator: every candidate, the best one and the report
 
 
-def resolve_accelerator(workflow: Workflow) -> Accelerator:
-    """The accelerator of the target system (engine.target; else an AzureML host; else the first or default local system)."""
-    _, system = target_config(workflow.config)
-    accelerator: AcceleratorConfig = system.accelerators[0]
-    providers = accelerator.execution_providers or [DEFAULT_PROVIDERS[accelerator.device]]
-    return Accelerator(device=accelerator.device, execution_provider=providers[0])
-
-
-INPUT_KINDS = {"HfModel": "hf", "OnnxModel": "onnx"}
-
-
 def check_plan(workflow: Workflow) -> None:
     """Each pass must accept what the step before it makes. (The search space's own checks, which cover
     the values a search tries, run when the document is loaded.)"""
-    kind, made_by = INPUT_KINDS[workflow.config.input_model.type], "the input model"
-    for step in workflow.steps:
-        if kind not in step.pass_class.accepts:
-            raise OlivepressError(
-                f"passes.{step.name}: {step.pass_class.name} takes {'/'.join(step.pass_class.accepts)} models, "
-                f"but {made_by} is an {kind} model"
-            )
-        kind, made_by = step.pass_class.produces, f"pass '{step.name}'"
+    problem = chain_problem(workflow.config.input_model.kind, workflow.steps)
+    if problem is not None:
+        raise OlivepressError(problem)
 
 
 class Engine:
+    """Runs a loaded workflow through the cache. Its public methods are what systems that run the whole
+    workflow elsewhere (an AzureML host) use to bring the results home under the same keys:
+
+    - `begin()` before anything else: the output folder is checked, and the cache cleaned if asked;
+    - `pass_key(step, input_key)` for each step, in order from the input model's key;
+    - `obtain(step, input_key, build)` to look an output up or publish what `build` made;
+    - `footprint(...)` for the record written beside the output.
+    """
+
     def __init__(self, workflow: Workflow):
         self.workflow = workflow
-        self.accelerator = resolve_accelerator(workflow)
+        self.accelerator = workflow.config.accelerator()
         check_plan(workflow)
         engine = workflow.config.engine
         self.cache = Cache(Path(engine.cache_dir))
@@ -92,11 +101,15 @@ class Engine:
         self.data_configs: dict[str, DataConfig] = {data.name: data for data in workflow.config.data_configs}
         self._data_fingerprints: dict[str, str] = {}
 
-    def run(self) -> RunResult:
-        started = time.perf_counter()
+    def begin(self) -> None:
+        """Refuse an output folder olivepress did not write, and clean the cache when the document asks."""
         check_output_dir(self.output_dir)
         if self.workflow.config.engine.clean_cache:
             self.cache.clean()
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        self.begin()
         model = resolve_input_model(self.workflow.config.input_model)
         input_key = key = model_key(model, self.cache.memo)
         if self.workflow.config.engine.evaluator is not None:
@@ -108,7 +121,7 @@ class Engine:
                 entry, result = self._run_step(step, model, key)
                 model, key = entry.model, entry.key
                 results.append(result)
-        footprint = self._footprint(input_key, key, results)
+        footprint = self.footprint(input_key, key, results)
         exported = write_output(self.output_dir, model, footprint)
         return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
 
@@ -120,7 +133,7 @@ class Engine:
 
         search = run_search(self, model, input_key)
         best = search.best
-        footprint = self._footprint(input_key, best.model_key, best.steps)
+        footprint = self.footprint(input_key, best.model_key, best.steps)
         footprint["output_model"]["metrics"] = best.metrics
         footprint["search"] = search.footprint()
         self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -155,11 +168,12 @@ class Engine:
         key = model_key(model, self.cache.memo)
         predicted = []
         for step in self.workflow.steps:
-            key = self._pass_key(step, key)
+            key = self.pass_key(step, key)
             predicted.append((step, key, (self.cache.entries_dir / key).is_dir()))
         return predicted
 
-    def _pass_key(self, step: PassStep, input_key: str) -> str:
+    def pass_key(self, step: PassStep, input_key: str) -> str:
+        """The cache key of `step`'s output when its input's key is `input_key`."""
         data = {field: self._data_fingerprint(name) for field, name in step.config.data_config_names().items()}
         return pass_key(input_key, step.pass_class, step.config, self.accelerator, data)
 
@@ -168,26 +182,39 @@ class Engine:
             self._data_fingerprints[name] = data_fingerprint(self.data_configs[name], self.cache.memo)
         return self._data_fingerprints[name]
 
-    def _run_step(self, step: PassStep, model: ModelHandle, input_key: str) -> tuple[CacheEntry, StepResult]:
-        key = self._pass_key(step, input_key)
-        started = time.perf_counter()
+    def obtain(self, step: PassStep, input_key: str, build: Builder) -> tuple[CacheEntry, str]:
+        """`step`'s output from the cache ("hit"), or made by `build` into an empty output folder and
+        published ("miss"). One writer per key at a time; a failed build publishes nothing."""
+        key = self.pass_key(step, input_key)
         with self.cache.writer(key):
             entry = self.cache.lookup(key)
-            outcome = "hit"
-            if entry is None:
-                outcome = "miss"
-                entry = self._build(step, model, key, input_key)
+            if entry is not None:
+                return entry, "hit"
+            staging = self.cache.new_staging(key)
+            try:
+                output_dir = staging / "model"
+                output_dir.mkdir()
+                output, origin = build(output_dir)
+                record = EntryRecord(pass_name=step.pass_class.name, pass_version=step.pass_class.version,
+                                     input_key=input_key, config=step.config.model_dump(mode="json"),
+                                     accelerator=origin.accelerator, system=origin.system, libraries=origin.libraries,
+                                     duration_s=origin.duration_s, metrics=origin.metrics)
+                return self.cache.publish(key, staging, output, record), "miss"
+            finally:
+                self.cache.discard_staging(staging)
+
+    def _run_step(self, step: PassStep, model: ModelHandle, input_key: str) -> tuple[CacheEntry, StepResult]:
+        started = time.perf_counter()
+        entry, outcome = self.obtain(step, input_key, lambda output_dir: self._run_pass(step, model, output_dir))
         duration = time.perf_counter() - started
         logger.debug("pass %s (%s): cache %s, %.2f s", step.name, step.pass_class.name, outcome, duration)
-        result = StepResult(step.name, step.pass_class.name, input_key, key, step.config.model_dump(mode="json"),
-                            outcome, round(duration, 3), entry.record.get("metrics", {}))
+        result = StepResult(step.name, step.pass_class.name, input_key, entry.key, step.config.model_dump(mode="json"),
+                            outcome, round(duration, 3), entry.record.metrics)
         return entry, result
 
-    def _build(self, step: PassStep, model: ModelHandle, key: str, input_key: str) -> CacheEntry:
-        staging = self.cache.new_staging(key)
-        scratch = self.cache.new_staging(key)
-        output_dir = staging / "model"
-        output_dir.mkdir()
+    def _run_pass(self, step: PassStep, model: ModelHandle, output_dir: Path) -> tuple[ModelHandle, Origin]:
+        scratch = output_dir.parent / "scratch"  # beside the output in the staging folder, gone before it is published
+        scratch.mkdir()
         context = PassContext(output_dir=output_dir, scratch_dir=scratch, accelerator=self.accelerator, logger=logger,
                               data_configs=self.data_configs)
         started = time.perf_counter()
@@ -195,18 +222,6 @@ class Engine:
             output = self.target.run_pass(step, model, context)
             if output.kind != step.pass_class.produces:
                 raise TypeError(f"returned an {output.kind} model, but declares that it produces {step.pass_class.produces}")
-            record = {
-                "pass": step.pass_class.name,
-                "pass_version": step.pass_class.version,
-                "input_key": input_key,
-                "config": step.config.model_dump(mode="json"),
-                "accelerator": self.accelerator.as_dict(),
-                "system": self.target.describe(),
-                "libraries": library_versions(),
-                "duration_s": round(time.perf_counter() - started, 3),
-                "metrics": context.metrics,
-            }
-            return self.cache.publish(key, staging, output, record)
         except OlivepressError as error:
             raise OlivepressError(f"pass '{step.name}' ({step.pass_class.name}): {error}") from error
         except PassFailedError:
@@ -214,10 +229,14 @@ class Engine:
         except Exception as error:
             raise PassFailedError(step.name, f"{type(error).__name__}: {error}") from error
         finally:
-            self.cache.discard_staging(staging)
-            self.cache.discard_staging(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+        origin = Origin(system=self.target.describe(), accelerator=self.accelerator.as_dict(),
+                        libraries=library_versions(), duration_s=round(time.perf_counter() - started, 3),
+                        metrics=context.metrics)
+        return output, origin
 
-    def _footprint(self, input_key: str, output_key: str, steps: list[StepResult]) -> dict[str, Any]:
+    def footprint(self, input_key: str, output_key: str, steps: list[StepResult]) -> dict[str, Any]:
+        """The record written beside the output: the input model, the accelerator, libraries and each pass."""
         return {
             "workflow_id": self.workflow.config.workflow_id,
             "olivepress_version": __version__,

@@ -1,10 +1,10 @@
 """Evaluation results, one JSON file per (model, metric) key under the cache's evaluations/ folder."""
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
+
+from olivepress.files import write_atomic
 
 
 class EvaluationCache:
@@ -18,8 +18,5 @@ class EvaluationCache:
             return None  # missing, or unreadable: measured again and rewritten
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        """Written to a temporary file and renamed, so a reader never sees half a record."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
-        temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(temporary, self.folder / f"{key}.json")
+        write_atomic(self.folder / f"{key}.json", json.dumps(record, indent=2))

@@ -7,15 +7,14 @@ from pathlib import Path
 
 from olivepress import __version__
 from olivepress.config.sections import DataConfig, EvaluatorConfig, MetricConfig
-from olivepress.engine.fingerprint import sha256_file
-from olivepress.engine.keys import digest, library_versions
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.cache import EvaluationCache
 from olivepress.evaluation.objectives import sub_metrics
 from olivepress.evaluation.subtypes import sub_metric_name
+from olivepress.hardware import Accelerator
+from olivepress.hashing import digest, library_versions, sha256_file
 from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
-from olivepress.passes.base import Accelerator
 
 # Part of every evaluation key: bump it whenever a change could change a measured value.
 EVALUATION_VERSION = "1"

@@ -5,8 +5,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
-from olivepress.passes.base import Accelerator
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from tqdm import tqdm
 from olivepress.config.sections import DataConfig
 from olivepress.data.tokens import IGNORE_INDEX
 from olivepress.errors import OlivepressError
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
-from olivepress.passes.base import Accelerator
 
 
 def measure(model: ModelHandle, data_config: DataConfig, accelerator: Accelerator) -> dict[str, float]:

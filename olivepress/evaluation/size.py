@@ -1,6 +1,6 @@
 """Size on disk: the bytes of every file in the model's folders (the model and, if any, its adapter)."""
 
-from olivepress.engine.fingerprint import list_files
+from olivepress.hashing import list_files
 from olivepress.models.handles import ModelHandle
 
 

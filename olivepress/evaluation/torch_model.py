@@ -1,7 +1,7 @@
 """A Hugging Face model handle loaded into torch for evaluation: float32, with its PEFT adapter applied."""
 
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel
-from olivepress.passes.base import Accelerator
 
 
 def torch_device(accelerator: Accelerator) -> str:

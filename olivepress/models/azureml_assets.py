@@ -14,11 +14,9 @@ read again only after `olivepress cache` cleans it away (or with `engine.clean_c
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Union
 from filelock import FileLock
 
 from olivepress.errors import OlivepressError
+from olivepress.files import staged_folder
 from olivepress.log import logger
 
 if TYPE_CHECKING:
@@ -116,13 +115,10 @@ class AssetStore:
 
     def _download(self, uri: str, asset: Asset, digest: str, target: Path) -> None:
         staging_dir = self.root / "staging"
-        staging_dir.mkdir(parents=True, exist_ok=True)
         for leftover in staging_dir.glob(f"{digest}-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # an earlier, interrupted download of this asset
-        staging = staging_dir / f"{digest}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
         logger.info("downloading %s into the cache", uri)
-        try:
+        with staged_folder(target, staging_parent=staging_dir, prefix=digest) as staging:
             service = self._service(asset)
             if isinstance(asset, DatastorePath):
                 service.download_datastore_path(asset, staging / "files")
@@ -132,12 +128,6 @@ class AssetStore:
                 raise OlivepressError(f"{uri}: the download produced no files")
             record = {"uri": uri, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (staging / ASSET_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def _service(self, asset: Asset):
         from olivepress.systems.azureml import client

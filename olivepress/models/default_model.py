@@ -6,11 +6,9 @@ import io
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from olivepress.errors import OlivepressError
+from olivepress.files import staged_folder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -94,7 +93,7 @@ def fetch_model(name: str, home: Path | None = None, download: Download | None =
         gguf_path = _download_gguf(spec, Path(scratch), download or pip_download)
         logger.info("converting %s to a float32 transformers model in %s", gguf_path.name, target)
         try:
-            with _staging_dir(target) as staging:
+            with staged_folder(target, replace=False) as staging:
                 _write_hf_model(gguf_path, staging)
                 _write_marker(staging, spec)
         except FileExistsError:
@@ -105,7 +104,7 @@ def fetch_model(name: str, home: Path | None = None, download: Download | None =
 
 def convert_gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     """Write `gguf_path` as fp32 safetensors, tokenizer and chat template into `out_dir`, all or nothing."""
-    with _staging_dir(out_dir) as staging:
+    with staged_folder(out_dir, replace=False) as staging:
         _write_hf_model(gguf_path, staging)
     return out_dir
 
@@ -184,27 +183,6 @@ def _write_marker(folder: Path, spec: KnownModel) -> None:
     """Record where the model came from; its presence marks the folder complete, so it is written last."""
     record = {"source": spec.requirement, "gguf": spec.member, "gguf_sha256": spec.sha256, "license": spec.license}
     (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n")
-
-
-@contextlib.contextmanager
-def _staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary sibling of `out_dir`, renamed to it when the block succeeds and removed when it fails."""
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} already exists")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # not mkdtemp: its folder is private (0700), and the rename would keep that for the model folder
-    staging = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:12]}")
-    staging.mkdir()
-    try:
-        yield staging
-        try:
-            os.rename(staging, out_dir)
-        except OSError as error:
-            if out_dir.exists():
-                raise FileExistsError(f"{out_dir} appeared while it was being written") from error
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_hf_model(gguf_path: Path, dest: Path) -> None:

@@ -14,12 +14,12 @@ every name in it is an overridable input of the graph. Packed PEFT modules (Phi-
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from olivepress.errors import OlivepressError
+from olivepress.files import write_atomic
 
 ADAPTER_FILE_SUFFIX = ".onnx_adapter"
 DEFAULT_ADAPTER_FILE = "adapter_weights.onnx_adapter"
@@ -234,12 +234,7 @@ def write_adapter_file(path: Path, weights: dict[str, "object"]) -> None:
     adapter.set_adapter_version(1)
     adapter.set_model_version(1)
     adapter.set_parameters(values)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        adapter.export_adapter(str(partial))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(path, lambda partial: adapter.export_adapter(str(partial)))
 
 
 def read_adapter_file(path: Path) -> dict[str, "object"]:

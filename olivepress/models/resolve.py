@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
-from olivepress.engine.output import MODEL_CONFIG_FILE
 from olivepress.errors import OlivepressError
+from olivepress.files import MODEL_CONFIG_FILE
 from olivepress.models import default_model
 from olivepress.models.azureml_assets import is_azureml_uri, with_downloaded_model
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel

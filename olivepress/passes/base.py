@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import DataConfig
 from olivepress.errors import OlivepressError
+from olivepress.hardware import Accelerator
 from olivepress.models.handles import ModelHandle, ModelKind
 
 
@@ -26,15 +27,6 @@ class PassConfig(ConfigModel):
     def data_config_names(self) -> dict[str, str]:
         """{field: data config name} for each data reference that is set."""
         return {name: value for name in self.data_config_fields if (value := getattr(self, name, None))}
-
-
-@dataclass(frozen=True)
-class Accelerator:
-    device: str  # cpu | gpu | npu
-    execution_provider: str  # e.g. CPUExecutionProvider
-
-    def as_dict(self) -> dict[str, str]:
-        return {"device": self.device, "execution_provider": self.execution_provider}
 
 
 @dataclass(frozen=True)

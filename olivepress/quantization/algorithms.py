@@ -13,7 +13,11 @@ from olivepress.quantization.formats import CHECKPOINT_FORMATS
 from olivepress.quantization.gptq import GptqOptions, gptq_quantize
 from olivepress.quantization.groups import choose_group_size
 from olivepress.quantization.layers import QuantPlan, plan_quantization
-from olivepress.quantization.layerwise import InputStats, each_layer, quantize_layer_by_layer
+from olivepress.quantization.layerwise import (
+    InputStats,
+    each_layer,
+    quantize_layer_by_layer,
+)
 from olivepress.quantization.packing import QuantizedWeight, check_packable
 from olivepress.quantization.qlinear import QuantLinear, set_submodule
 from olivepress.quantization.rtn import quantize_rtn

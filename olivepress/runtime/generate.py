@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olivepress.errors import OlivepressError
-from olivepress.models.onnx_adapters import check_adapter_fits, folder_lora_inputs, read_adapter_file
+from olivepress.hardware import provider_of_builder_name
+from olivepress.models.onnx_adapters import (
+    check_adapter_fits,
+    folder_lora_inputs,
+    read_adapter_file,
+)
 
 
 @dataclass(frozen=True)
@@ -20,23 +25,16 @@ class GenerationOptions:
     use_chat_template: bool = True
 
 
-# provider key in genai_config.json -> (availability check in onnxruntime_genai, package that provides it)
-PROVIDER_PACKAGES = {
-    "cuda": ("is_cuda_available", "onnxruntime-genai-cuda (pip install 'olivepress[cuda]')"),
-    "dml": ("is_dml_available", "onnxruntime-genai-directml"),
-}
-
-
 def _check_providers(og, model_dir: Path) -> None:
     """Name the missing package up front instead of letting the runtime fail on a missing library."""
     config = json.loads((model_dir / "genai_config.json").read_text(encoding="utf-8"))
     options = config.get("model", {}).get("decoder", {}).get("session_options", {}).get("provider_options", [])
     for provider in (name for option in options for name in option):
-        check, package = PROVIDER_PACKAGES.get(provider, (None, None))
-        if check is not None and not getattr(og, check)():
+        known = provider_of_builder_name(provider)
+        if known is not None and known.genai_check is not None and not getattr(og, known.genai_check)():
             raise OlivepressError(
                 f"{model_dir} was built for the {provider} execution provider, which this onnxruntime-genai "
-                f"lacks; install {package}, or rebuild the model for cpu"
+                f"lacks; install {known.package}, or rebuild the model for cpu"
             )
 
 

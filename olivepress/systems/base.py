@@ -3,9 +3,9 @@
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from olivepress.config.loader import PassStep
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
+from olivepress.workflow.plan import PassStep
 
 
 class System(ABC):

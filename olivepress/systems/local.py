@@ -1,9 +1,9 @@
 """LocalSystem: the pass runs in this process."""
 
-from olivepress.config.loader import PassStep
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
 from olivepress.systems.base import System
+from olivepress.workflow.plan import PassStep
 
 
 class LocalSystem(System):

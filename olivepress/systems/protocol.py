@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from olivepress import __version__
-from olivepress.config.loader import PassStep
 from olivepress.config.sections import AzureMLClientConfig
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.log import OLIVE_LEVELS, logger
 from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
 from olivepress.passes.base import PassContext
+from olivepress.workflow.plan import PassStep
 
 PROTOCOL = 1
 ROOT = "root:"

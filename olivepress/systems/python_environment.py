@@ -12,13 +12,21 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from olivepress.config.loader import PassStep
-from olivepress.config.sections import AzureMLClientConfig, PythonEnvironmentSystemConfig
+from olivepress.config.sections import (
+    AzureMLClientConfig,
+    PythonEnvironmentSystemConfig,
+)
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
 from olivepress.systems.base import System
-from olivepress.systems.protocol import PathCodec, build_request, read_result, write_json
+from olivepress.systems.protocol import (
+    PathCodec,
+    build_request,
+    read_result,
+    write_json,
+)
+from olivepress.workflow.plan import PassStep
 
 TAIL_LINES = 20
 

@@ -43,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_request(request: dict[str, Any], codec: PathCodec) -> dict[str, Any]:
     from olivepress import __version__
-    from olivepress.config.loader import PassStep
     from olivepress.config.sections import AzureMLClientConfig, DataConfig
-    from olivepress.engine.keys import library_versions
+    from olivepress.hardware import Accelerator
+    from olivepress.hashing import library_versions
     from olivepress.log import logger
     from olivepress.models.azureml_assets import AssetStore, use_asset_store
-    from olivepress.passes.base import Accelerator, PassContext
+    from olivepress.passes.base import PassContext
     from olivepress.passes.registry import import_pass
+    from olivepress.workflow.plan import PassStep
 
     if request.get("protocol") != PROTOCOL:
         raise OlivepressError(f"worker: request protocol {request.get('protocol')} but this olivepress ({__version__}) "

@@ -10,8 +10,8 @@ from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
 
 if TYPE_CHECKING:
-    from olivepress.config.loader import PassStep, Workflow
     from olivepress.engine.runner import Engine, StepResult
+    from olivepress.workflow.plan import PassStep, Workflow
 
 
 @dataclass(frozen=True)

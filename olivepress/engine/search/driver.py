@@ -16,11 +16,17 @@ from olivepress.engine.search.candidate import Candidate, CandidateResult
 from olivepress.engine.search.executors import make_executor
 from olivepress.engine.search.order import Stage, stages
 from olivepress.engine.search.samplers import make_sampler
-from olivepress.engine.search.space import SearchSpace, build_space, strategy_of
 from olivepress.errors import OlivepressError, PassFailedError
-from olivepress.evaluation.objectives import SubMetric, goal_threshold, meets, needs_baseline, objectives
+from olivepress.evaluation.objectives import (
+    SubMetric,
+    goal_threshold,
+    meets,
+    needs_baseline,
+    objectives,
+)
 from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
+from olivepress.workflow.space import SearchSpace, build_space, strategy_of
 
 if TYPE_CHECKING:
     from olivepress.engine.runner import Engine
@@ -59,8 +65,6 @@ class SearchResult:
 
 def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
     """Evaluate the input model where needed, then every stage's candidates; the best is `result.best`."""
-    from olivepress.engine.runner import INPUT_KINDS
-
     config = engine.workflow.config
     strategy = strategy_of(config.engine)
     settings = strategy or SearchStrategyConfig()
@@ -76,7 +80,7 @@ def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
             raise OlivepressError(f"evaluating the input model: {error}") from error
     result.thresholds = {sub.name: goal_threshold(sub, (result.baseline or {}).get(sub.name))
                          for sub in result.sub_metrics}
-    space = build_space(strategy, engine.workflow.steps, INPUT_KINDS[config.input_model.type])
+    space = build_space(strategy, engine.workflow.steps, config.input_model.kind, engine.workflow.registry)
     plan = stages(space, settings.execution_order)
     deadline = started + settings.max_time if settings.max_time else None
     executor = make_executor(engine, model, key, settings.executor, settings.num_workers, settings.ray_address)
@@ -188,8 +192,6 @@ def _all_failed(failed: list[CandidateResult], stage: int) -> Exception:
 
 def plan_lines(engine: "Engine") -> list[str]:
     """What `run --dry-run` says about the evaluation and the search."""
-    from olivepress.engine.runner import INPUT_KINDS
-
     config = engine.workflow.config
     if config.engine.evaluator is None:
         return []
@@ -198,7 +200,7 @@ def plan_lines(engine: "Engine") -> list[str]:
     names = ", ".join(objective.name for objective in objectives(evaluator, strategy.objectives if strategy else None))
     lines = [f"evaluator: {config.engine.evaluator} (objectives: {names})"]
     if strategy is not None:
-        space = build_space(strategy, engine.workflow.steps, INPUT_KINDS[config.input_model.type])
+        space = build_space(strategy, engine.workflow.steps, config.input_model.kind, engine.workflow.registry)
         sizes = " x ".join(f"{d.name} {len(d.values)}" for d in space.dimensions) or "no searched parameter"
         workers = f"{strategy.executor} x{strategy.num_workers}"
         lines.append(f"search: {space.size} point{'s' if space.size != 1 else ''} ({sizes}); {strategy.sampler} "

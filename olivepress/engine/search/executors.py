@@ -7,7 +7,12 @@ an engine of their own over the same cache, whose per-key locks let them share t
 import os
 from typing import TYPE_CHECKING, Any
 
-from olivepress.engine.search.candidate import Candidate, CandidateResult, run_candidate, run_candidate_job
+from olivepress.engine.search.candidate import (
+    Candidate,
+    CandidateResult,
+    run_candidate,
+    run_candidate_job,
+)
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import ModelHandle
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from olivepress.engine.search.space import Dimension, SearchSpace
+from olivepress.workflow.space import Dimension, SearchSpace
 
 
 @dataclass(frozen=True)

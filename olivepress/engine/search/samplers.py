@@ -3,9 +3,9 @@
 import random
 from collections.abc import Iterator
 
-from olivepress.engine.search.space import Point, SearchSpace
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.objectives import SubMetric
+from olivepress.workflow.space import Point, SearchSpace
 
 SHUFFLE_LIMIT = 1_000_000  # larger spaces are sampled by rejection instead of shuffling every index
 

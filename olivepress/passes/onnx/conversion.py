@@ -15,7 +15,12 @@ from pydantic import AliasChoices, Field, model_validator
 from olivepress.config.base import ConfigModel, did_you_mean
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.models.loading import load_causal_lm, read_model_config, torch_dtype, without_dtype
+from olivepress.models.loading import (
+    load_causal_lm,
+    read_model_config,
+    torch_dtype,
+    without_dtype,
+)
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.model_files import save_onnx
 

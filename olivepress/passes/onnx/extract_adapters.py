@@ -3,7 +3,11 @@
 from pydantic import Field, field_validator
 
 from olivepress.models.handles import OnnxModel
-from olivepress.models.onnx_adapters import ADAPTER_FILE_SUFFIX, DEFAULT_ADAPTER_FILE, write_adapter_file
+from olivepress.models.onnx_adapters import (
+    ADAPTER_FILE_SUFFIX,
+    DEFAULT_ADAPTER_FILE,
+    write_adapter_file,
+)
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.lora_graph import extract_lora_inputs
 from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, save_onnx

@@ -11,20 +11,18 @@ from pydantic import AliasChoices, Field
 from tqdm import tqdm
 
 from olivepress.errors import OlivepressError
+from olivepress.hardware import EXECUTION_PROVIDERS
 from olivepress.models.handles import HfModel, OnnxModel
 from olivepress.models.loading import quantization_method, read_model_config
-from olivepress.models.onnx_adapters import LoraTarget, AttentionSizes, onnx_adapter_weights, peft_targets
+from olivepress.models.onnx_adapters import (
+    AttentionSizes,
+    LoraTarget,
+    onnx_adapter_weights,
+    peft_targets,
+)
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.lora_graph import add_lora_branches
 from olivepress.passes.onnx.model_files import load_onnx, save_onnx
-
-BUILDER_EXECUTION_PROVIDERS = {
-    "CPUExecutionProvider": "cpu",
-    "CUDAExecutionProvider": "cuda",
-    "DmlExecutionProvider": "dml",
-    "WebGpuExecutionProvider": "webgpu",
-    "NvTensorRTRTXExecutionProvider": "NvTensorRtRtx",
-}
 
 
 def _alias(name: str) -> AliasChoices:
@@ -180,12 +178,11 @@ def _option_text(value: object) -> str:
 
 
 def _builder_provider(execution_provider: str) -> str:
-    try:
-        return BUILDER_EXECUTION_PROVIDERS[execution_provider]
-    except KeyError:
-        raise OlivepressError(
-            f"the GenAI builder cannot target {execution_provider}; it supports {', '.join(BUILDER_EXECUTION_PROVIDERS)}"
-        ) from None
+    known = EXECUTION_PROVIDERS.get(execution_provider)
+    if known is None or known.builder_name is None:
+        supported = [name for name, provider in EXECUTION_PROVIDERS.items() if provider.builder_name]
+        raise OlivepressError(f"the GenAI builder cannot target {execution_provider}; it supports {', '.join(supported)}")
+    return known.builder_name
 
 
 def _offline_env() -> dict[str, str]:

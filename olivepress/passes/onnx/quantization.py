@@ -177,7 +177,9 @@ class OnnxMatMulNBits(Pass):
         protected = [*lora_nodes(proto.graph), *variable_weight_nodes(proto.graph, config.op_types_to_quantize)]
         context.logger.debug("OnnxMatMulNBits keeps %d LoRA / variable-weight nodes float", len(protected))
         with quiet_quantizers():
-            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                MatMulNBitsQuantizer,
+            )
 
             quantizer = MatMulNBitsQuantizer(
                 proto, bits=config.bits, block_size=config.block_size, is_symmetric=config.is_symmetric,
@@ -206,7 +208,10 @@ def _opset(proto) -> int:
 
 def _algo_config(config: OnnxMatMulNBitsConfig, graph):
     """The onnxruntime algorithm config; None lets the quantizer build its default (RTN) one from its arguments."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import HQQWeightOnlyQuantConfig, KQuantWeightOnlyQuantConfig
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        HQQWeightOnlyQuantConfig,
+        KQuantWeightOnlyQuantConfig,
+    )
 
     if config.algorithm == "HQQ":
         return HQQWeightOnlyQuantConfig(block_size=config.block_size, bits=config.bits, op_types_to_quantize=("MatMul",))

@@ -10,7 +10,12 @@ from olivepress.config.base import did_you_mean
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import OnnxModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, onnx_path, save_onnx
+from olivepress.passes.onnx.model_files import (
+    copy_side_files,
+    load_onnx,
+    onnx_path,
+    save_onnx,
+)
 
 # Hugging Face model types whose graphs the optimizer fuses under another of its model types.
 HF_MODEL_TYPES = {

@@ -12,7 +12,11 @@ from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import quantization_method, without_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.pytorch.training import check_training_args, progress_callback, training_arguments
+from olivepress.passes.pytorch.training import (
+    check_training_args,
+    progress_callback,
+    training_arguments,
+)
 
 # Architectures missing from peft's own table of default target modules.
 EXTRA_DEFAULT_TARGETS = {"phi3": ["qkv_proj"]}

@@ -9,7 +9,12 @@ from pydantic import Field
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import (
-    TORCH_DTYPES, quantization_method, read_model_config, stored_dtype, torch_dtype, without_dtype,
+    TORCH_DTYPES,
+    quantization_method,
+    read_model_config,
+    stored_dtype,
+    torch_dtype,
+    without_dtype,
 )
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.pytorch.lora import peft_warnings_filtered

@@ -114,9 +114,17 @@ class _Quantize(Pass):
     version = "1"
 
     def run(self, model: HfModel, config: QuantizeConfig, context: PassContext) -> HfModel:
-        from olivepress.models.loading import load_causal_lm, load_tokenizer, read_model_config, without_dtype
+        from olivepress.models.loading import (
+            load_causal_lm,
+            load_tokenizer,
+            read_model_config,
+            without_dtype,
+        )
         from olivepress.quantization.algorithms import plan, quantize_model
-        from olivepress.quantization.checkpoint import quantization_config, save_quantized
+        from olivepress.quantization.checkpoint import (
+            quantization_config,
+            save_quantized,
+        )
 
         if model.adapter_path is not None:
             raise OlivepressError(f"{self.name} quantizes a base model, but this one has an adapter "

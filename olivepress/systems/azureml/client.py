@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from olivepress.config.sections import AzureMLClientConfig
 from olivepress.errors import OlivepressError
 from olivepress.log import logger
-from olivepress.models.azureml_assets import DatastorePath, RegistryModel, WorkspaceModel
+from olivepress.models.azureml_assets import (
+    DatastorePath,
+    RegistryModel,
+    WorkspaceModel,
+)
 from olivepress.systems.azureml.service import AzureMLService
 from olivepress.systems.azureml.workspace import Workspace
 
@@ -156,7 +160,9 @@ class MLClientService:
             os.rename(Path(folder) / asset.name, into)
 
     def download_datastore_path(self, asset: DatastorePath, into: Path) -> None:
-        from azure.ai.ml._artifacts._artifact_utilities import download_artifact_from_aml_uri
+        from azure.ai.ml._artifacts._artifact_utilities import (
+            download_artifact_from_aml_uri,
+        )
 
         into.mkdir()  # the caller stages `into` and publishes it only once complete
         self._call(lambda: download_artifact_from_aml_uri(asset.uri, str(into), self.client.datastores))

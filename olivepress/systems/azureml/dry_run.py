@@ -13,7 +13,6 @@ from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.base import PassContext
 from olivepress.systems.azureml.jobs import write_yaml
 from olivepress.systems.azureml.staging import Stager
-from olivepress.systems.targets import azureml_host
 
 
 def dry_run_folder(engine: Engine) -> Path:
@@ -25,7 +24,7 @@ def write_dry_run(engine: Engine) -> list[Path]:
     from olivepress.systems.azureml.client import require_azure
     from olivepress.systems.azureml.target import AzureMLSystem
 
-    if azureml_host(engine.workflow.config) is not None:
+    if engine.workflow.config.azureml_host() is not None:
         require_azure()
         from olivepress.systems.azureml.host import build_workflow_job
 

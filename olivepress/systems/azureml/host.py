@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from olivepress.config.sections import OnnxModelConfig
 from olivepress.engine.cache import CacheEntry
-from olivepress.engine.output import FOOTPRINT_FILE, MODEL_CONFIG_FILE, check_output_dir, write_output
-from olivepress.engine.runner import Engine, RunResult, StepResult
+from olivepress.engine.output import write_output
+from olivepress.engine.runner import Engine, Origin, RunResult, StepResult
 from olivepress.errors import OlivepressError
+from olivepress.files import FOOTPRINT_FILE, MODEL_CONFIG_FILE
 from olivepress.log import logger
-from olivepress.models.azureml_assets import DatastorePath, is_azureml_uri, parse_asset_uri
+from olivepress.models.azureml_assets import (
+    DatastorePath,
+    is_azureml_uri,
+    parse_asset_uri,
+)
 from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
 from olivepress.models.resolve import resolve_input_model
 from olivepress.systems.azureml.jobs import OUTPUT, build_job, run_job
 from olivepress.systems.azureml.staging import Stager, stage_data_configs
 from olivepress.systems.protocol import pass_reference, write_json
-from olivepress.systems.targets import azureml_host, target_config
 
 if TYPE_CHECKING:
     from azure.ai.ml import Input
@@ -40,7 +44,7 @@ def build_workflow_job(engine: Engine, stager: Stager, work_dir: Path, fetch: bo
     from azure.ai.ml import Input
 
     config = engine.workflow.config
-    host_name, system = azureml_host(config)
+    host_name, system = config.azureml_host()
     inputs: dict[str, Input] = {}
     links: list[str] = []
 
@@ -97,7 +101,7 @@ def remote_document(engine: Engine, data_configs: list[dict[str, Any]], has_adap
         input_model.pop("adapter_path", None)
     engine_section = config.engine.model_dump(mode="json", exclude_unset=True,
                                               exclude={"host", "target", "cache_dir", "output_dir", "clean_cache"})
-    _, target = target_config(config)
+    _, target = config.target_system()
     return {
         **document,
         "input_model": input_model,
@@ -116,11 +120,9 @@ def submit_workflow(engine: Engine) -> RunResult:
     from olivepress.systems.azureml.workspace import resolve_workspace
 
     started = time.perf_counter()
-    check_output_dir(engine.output_dir)
+    engine.begin()
     config = engine.workflow.config
-    if config.engine.clean_cache:
-        engine.cache.clean()
-    _, system = azureml_host(config)
+    _, system = config.azureml_host()
     client.require_azure()
     service = client.connect(config.azureml_client, resolve_workspace(config.azureml_client))
     service.check_compute(system.aml_compute)
@@ -151,9 +153,9 @@ def import_results(engine: Engine, download: Path, job_name: str) -> tuple[list[
         return steps, model, {**remote, "host": {"system": engine.workflow.config.engine.host, "type": "AzureML",
                                                  "job": job_name}}
     for index, (step, ran) in enumerate(zip(engine.workflow.steps, ran_passes)):
-        step_input, key = key, engine._pass_key(step, key)
-        entry = _import_step(engine, download / "steps" / str(index), step, ran, step_input, key, remote, job_name)
-        model = entry.model
+        step_input = key
+        entry = _import_step(engine, download / "steps" / str(index), step, ran, step_input, remote, job_name)
+        model, key = entry.model, entry.key
         steps.append(StepResult(name=step.name, type=step.pass_class.name, input_key=step_input, output_key=key,
                                 config=step.config.model_dump(mode="json"), cache=ran["cache"],
                                 duration_s=ran["duration_s"], metrics=ran.get("metrics", {})))
@@ -167,30 +169,20 @@ def import_results(engine: Engine, download: Path, job_name: str) -> tuple[list[
     return steps, model, footprint
 
 
-def _import_step(engine: Engine, exported: Path, step, ran: dict[str, Any], input_key: str, key: str,
+def _import_step(engine: Engine, exported: Path, step, ran: dict[str, Any], input_key: str,
                  remote: dict[str, Any], job_name: str) -> CacheEntry:
-    cache = engine.cache
-    with cache.writer(key):
-        entry = cache.lookup(key)
-        if entry is not None:
-            return entry
-        staging = cache.new_staging(key)
-        try:
-            os.rename(exported, staging / "model")
-            record = {
-                "pass": step.pass_class.name,
-                "pass_version": step.pass_class.version,
-                "input_key": input_key,
-                "config": step.config.model_dump(mode="json"),
-                "accelerator": remote["accelerator"],
-                "system": {"name": engine.workflow.config.engine.host, "type": "AzureML", "job": job_name},
-                "libraries": remote["libraries"],
-                "duration_s": ran["duration_s"],
-                "metrics": ran.get("metrics", {}),
-            }
-            return cache.publish(key, staging, read_output_model(staging / "model"), record)
-        finally:
-            cache.discard_staging(staging)
+    """The job's output of `step`, published under the local key (unless the cache has it already)."""
+
+    def adopt(output_dir: Path) -> tuple[ModelHandle, Origin]:
+        output_dir.rmdir()
+        os.rename(exported, output_dir)
+        origin = Origin(system={"name": engine.workflow.config.engine.host, "type": "AzureML", "job": job_name},
+                        accelerator=remote["accelerator"], libraries=remote["libraries"],
+                        duration_s=ran["duration_s"], metrics=ran.get("metrics", {}))
+        return read_output_model(output_dir), origin
+
+    entry, _ = engine.obtain(step, input_key, adopt)
+    return entry
 
 
 def read_output_model(folder: Path) -> ModelHandle:

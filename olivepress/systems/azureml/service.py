@@ -7,7 +7,11 @@ azure-ai-ml, and tests replace it with a recording double.
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from olivepress.models.azureml_assets import DatastorePath, RegistryModel, WorkspaceModel
+from olivepress.models.azureml_assets import (
+    DatastorePath,
+    RegistryModel,
+    WorkspaceModel,
+)
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import CommandJob, Data, Model

@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from olivepress.config.sections import DataConfig
 from olivepress.data.files import FILE_FORMATS, local_data_files
-from olivepress.engine.fingerprint import FingerprintMemo
 from olivepress.errors import OlivepressError
-from olivepress.models.azureml_assets import DatastorePath, is_azureml_uri, parse_asset_uri
+from olivepress.hashing import FingerprintMemo
+from olivepress.models.azureml_assets import (
+    DatastorePath,
+    is_azureml_uri,
+    parse_asset_uri,
+)
 from olivepress.systems.azureml.service import AzureMLService
 
 if TYPE_CHECKING:

@@ -11,17 +11,22 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from olivepress.config.loader import PassStep, Workflow
 from olivepress.config.sections import AzureMLSystemConfig
-from olivepress.engine.fingerprint import FingerprintMemo
 from olivepress.errors import PassFailedError
+from olivepress.hashing import FingerprintMemo
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
 from olivepress.systems.azureml.jobs import OUTPUT, RemoteJobFailed, build_job, run_job
 from olivepress.systems.azureml.service import AzureMLService
 from olivepress.systems.azureml.staging import Stager, stage_data_configs
 from olivepress.systems.base import System
-from olivepress.systems.protocol import PathCodec, build_request, read_result, write_json
+from olivepress.systems.protocol import (
+    PathCodec,
+    build_request,
+    read_result,
+    write_json,
+)
+from olivepress.workflow.plan import PassStep, Workflow
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import CommandJob

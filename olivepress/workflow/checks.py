@@ -1,17 +1,14 @@
 """The document checks of evaluators and search, run when a document is loaded, before any pass runs."""
 
-from typing import TYPE_CHECKING
-
 from olivepress.config.base import did_you_mean
-from olivepress.engine.search.space import SpaceError, build_space, strategy_of
+from olivepress.config.document import WorkflowConfig
 from olivepress.evaluation.objectives import sub_metrics
+from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.plan import PassStep
+from olivepress.workflow.space import SpaceError, build_space, strategy_of
 
-if TYPE_CHECKING:
-    from olivepress.config.document import WorkflowConfig
-    from olivepress.config.loader import PassStep
 
-
-def search_problems(config: "WorkflowConfig", steps: list["PassStep"]) -> list[tuple[tuple, str]]:
+def search_problems(config: WorkflowConfig, steps: list[PassStep], registry: PassRegistry) -> list[tuple[tuple, str]]:
     """(document path, message) of each problem with the evaluators' data references and the search."""
     problems: list[tuple[tuple, str]] = []
     data_names = [data.name for data in config.data_configs]
@@ -36,10 +33,8 @@ def search_problems(config: "WorkflowConfig", steps: list["PassStep"]) -> list[t
                 problems.append((("engine", "search_strategy", "objectives", index),
                                  f"evaluator '{config.engine.evaluator}' makes no metric '{name}'"
                                  f"{did_you_mean(name, made)}; it makes {', '.join(made)}"))
-    from olivepress.engine.runner import INPUT_KINDS  # here: the runner imports the loader, which imports this
-
     try:
-        build_space(strategy, steps, INPUT_KINDS[config.input_model.type]).check()
+        build_space(strategy, steps, config.input_model.kind, registry).check()
     except SpaceError as error:
         problems.append((error.path, str(error)))
     return problems

@@ -1,6 +1,6 @@
 """Loading a workflow document: parse, validate every section and every pass's parameters."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -8,43 +8,13 @@ from pydantic import ValidationError
 
 from olivepress.config.base import did_you_mean
 from olivepress.config.document import WorkflowConfig
-from olivepress.config.errors import error_lines, format_path
-from olivepress.config.migration import Rewrite, migrate
+from olivepress.config.errors import DocumentError, error_lines
+from olivepress.config.migration import migrate
 from olivepress.config.source import SourceDocument, read_document
-from olivepress.engine.search.checks import search_problems
 from olivepress.errors import OlivepressError
-from olivepress.passes.base import Pass, PassConfig
 from olivepress.passes.registry import PassRegistry
-
-
-class DocumentError(OlivepressError):
-    """The document is invalid. The message is the first problem; `problems` holds them all."""
-
-    def __init__(self, problems: list[str]):
-        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-        super().__init__(problems[0] + more)
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class PassStep:
-    """A pass as the engine runs it: its name in the document, its class and its validated parameters."""
-
-    name: str
-    pass_class: type[Pass]
-    config: PassConfig
-
-
-@dataclass(frozen=True)
-class Workflow:
-    config: WorkflowConfig
-    steps: list[PassStep]
-    source: SourceDocument  # the migrated document, with the file and key lines of the one written
-    rewrites: list[Rewrite] = field(default_factory=list)  # how older Olive shapes were rewritten
-
-    def rewrite_lines(self) -> list[str]:
-        """One line per rewrite: where the older shape was, and what it became."""
-        return [_located(self.source, rewrite.path, rewrite.message) for rewrite in self.rewrites]
+from olivepress.workflow.checks import search_problems
+from olivepress.workflow.plan import PassStep, Workflow
 
 
 def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
@@ -54,7 +24,7 @@ def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
 def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflow:
     """Migrate older Olive shapes, then validate; every problem found is reported, the first in the message."""
     migration = migrate(source.data)
-    old_keys = [_located(source, old.path, old.message) for old in migration.old_keys]
+    old_keys = [source.located(old.path, old.message) for old in migration.old_keys]
     source = replace(source, data=migration.document)
     try:
         config = WorkflowConfig.model_validate(source.data)
@@ -68,12 +38,12 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
         except DocumentError as error:
             problems.extend(error.problems)
         except (OlivepressError, ValueError) as error:
-            problems.append(_located(source, ("passes", name), str(error)))
-    problems.extend(_check_references(config, steps, source))
+            problems.append(source.located(("passes", name), str(error)))
+    problems.extend(_check_references(config, steps, source, registry))
     problems.extend(_check_systems(config, source))
     if problems:
         raise DocumentError(problems)
-    return Workflow(config=config, steps=steps, source=source, rewrites=migration.rewrites)
+    return Workflow(config=config, steps=steps, source=source, registry=registry, rewrites=migration.rewrites)
 
 
 def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: SourceDocument,
@@ -81,7 +51,7 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     try:
         pass_class = registry.get(type_name)
     except OlivepressError as error:
-        raise DocumentError([_located(source, ("passes", name, "type"), str(error))]) from None
+        raise DocumentError([source.located(("passes", name, "type"), str(error))]) from None
     try:
         config = pass_class.Config.model_validate(params)
     except ValidationError as error:
@@ -93,26 +63,27 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     return PassStep(name=name, pass_class=pass_class, config=config)
 
 
-def _check_references(config: WorkflowConfig, steps: list[PassStep], source: SourceDocument) -> list[str]:
+def _check_references(config: WorkflowConfig, steps: list[PassStep], source: SourceDocument,
+                      registry: PassRegistry) -> list[str]:
     """Names that point elsewhere in the document must exist there."""
     problems = []
     data_names = [data.name for data in config.data_configs]
     for index, name in enumerate(data_names):
         if name in data_names[:index]:
-            problems.append(_located(source, ("data_configs", index, "name"), f"data config name '{name}' is used twice"))
+            problems.append(source.located(("data_configs", index, "name"), f"data config name '{name}' is used twice"))
     for step in steps:
         for param, name in step.config.data_config_names().items():
             if name not in data_names:
-                problems.append(_located(source, _pass_param_path(source, step.name, param),
+                problems.append(source.located(_pass_param_path(source, step.name, param),
                                          f"no data config named '{name}' in 'data_configs'{did_you_mean(name, data_names)}"))
     for key in ("host", "target"):
         system = getattr(config.engine, key)
         if system is not None and system not in config.systems:
-            problems.append(_located(source, ("engine", key), f"no system named '{system}' in 'systems'"))
+            problems.append(source.located(("engine", key), f"no system named '{system}' in 'systems'"))
     evaluator = config.engine.evaluator
     if evaluator is not None and evaluator not in config.evaluators:
-        problems.append(_located(source, ("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
-    problems.extend(_located(source, path, message) for path, message in search_problems(config, steps))
+        problems.append(source.located(("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
+    problems.extend(source.located(path, message) for path, message in search_problems(config, steps, registry))
     return problems
 
 
@@ -123,10 +94,10 @@ def _check_systems(config: WorkflowConfig, source: SourceDocument) -> list[str]:
     host_type = systems[host].type if host in systems else "LocalSystem"
     problems = []
     if host_type == "PythonEnvironment":
-        problems.append(_located(source, ("engine", "host"), f"system '{host}' is a PythonEnvironment, which runs "
+        problems.append(source.located(("engine", "host"), f"system '{host}' is a PythonEnvironment, which runs "
                                                              "passes, not the engine: name it in engine.target"))
     if host_type == "AzureML" and target in systems and systems[target].type == "PythonEnvironment":
-        problems.append(_located(source, ("engine", "target"), f"system '{target}' is a PythonEnvironment, which "
+        problems.append(source.located(("engine", "target"), f"system '{target}' is a PythonEnvironment, which "
                                                                f"the AzureML job of host '{host}' cannot reach"))
     return problems
 
@@ -137,7 +108,3 @@ def _pass_param_path(source: SourceDocument, pass_name: str, field: str) -> tupl
     nested = isinstance(entry.get("config"), dict) and field in entry["config"]
     return ("passes", pass_name, *(("config",) if nested else ()), field)
 
-
-def _located(source: SourceDocument, path: tuple, message: str) -> str:
-    line = source.line_of(path)
-    return f"{source.file}{f':{line}' if line else ''}: {format_path(path)}: {message}"

@@ -4,7 +4,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -12,9 +12,8 @@ from olivepress.config.base import did_you_mean
 from olivepress.config.sections import EngineConfig, SearchStrategyConfig
 from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass, PassConfig
-
-if TYPE_CHECKING:
-    from olivepress.config.loader import PassStep
+from olivepress.passes.registry import PassRegistry
+from olivepress.workflow.plan import PassStep, chain_problem
 
 SPACE_PATH = ("engine", "search_strategy", "search_space")
 TYPE_KEY = "type"  # in a step's search space: alternative pass types
@@ -62,11 +61,11 @@ def strategy_of(engine: EngineConfig) -> SearchStrategyConfig | None:
 class SearchSpace:
     """Points are index tuples over the dimensions, in document order; the last dimension varies fastest."""
 
-    def __init__(self, steps: list["PassStep"], dimensions: list[Dimension], input_kind: str):
+    def __init__(self, steps: list[PassStep], dimensions: list[Dimension], input_kind: str):
         self.steps = steps
         self.dimensions = dimensions
         self.input_kind = input_kind
-        self._configured: dict[Point, tuple["PassStep", ...] | InvalidPoint] = {}
+        self._configured: dict[Point, tuple[PassStep, ...] | InvalidPoint] = {}
 
     @property
     def size(self) -> int:
@@ -97,7 +96,7 @@ class SearchSpace:
             return False
         return True
 
-    def configure(self, point: Point) -> tuple["PassStep", ...]:
+    def configure(self, point: Point) -> tuple[PassStep, ...]:
         """The steps with the point's values set; InvalidPoint when a pass rejects them."""
         if point not in self._configured:
             try:
@@ -109,12 +108,11 @@ class SearchSpace:
             raise result
         return result
 
-    def _configure(self, point: Point) -> tuple["PassStep", ...]:
+    def _configure(self, point: Point) -> tuple[PassStep, ...]:
         chosen: dict[str, dict[str, Any]] = {}
         for dimension, index in zip(self.dimensions, point):
             chosen.setdefault(dimension.step, {})[dimension.param] = dimension.values[index]
         steps = []
-        kind, made_by = self.input_kind, "the input model"
         for step in self.steps:
             values = dict(chosen.get(step.name, {}))
             pass_class: type[Pass] = values.pop(TYPE_KEY, step.pass_class)
@@ -127,11 +125,10 @@ class SearchSpace:
                     where = ".".join(str(part) for part in problem["loc"])
                     raise InvalidPoint(f"passes.{step.name}{'.' + where if where else ''}: "
                                        f"{problem['msg'].removeprefix('Value error, ')}") from None
-            if kind not in pass_class.accepts:
-                raise InvalidPoint(f"passes.{step.name}: {pass_class.name} takes {'/'.join(pass_class.accepts)} "
-                                   f"models, but {made_by} is an {kind} model")
-            kind, made_by = pass_class.produces, f"pass '{step.name}'"
             steps.append(step)
+        problem = chain_problem(self.input_kind, steps)
+        if problem is not None:
+            raise InvalidPoint(problem)
         return tuple(steps)
 
     def check(self) -> None:
@@ -168,7 +165,8 @@ class SearchSpace:
         return "valid"
 
 
-def build_space(strategy: SearchStrategyConfig | None, steps: list["PassStep"], input_kind: str) -> SearchSpace:
+def build_space(strategy: SearchStrategyConfig | None, steps: list[PassStep], input_kind: str,
+                registry: PassRegistry) -> SearchSpace:
     """The document's lists, then (include_pass_params) each pass's default spaces for the fields left unset."""
     own_spaces = strategy.search_space if strategy else {}
     names = [step.name for step in steps]
@@ -178,7 +176,7 @@ def build_space(strategy: SearchStrategyConfig | None, steps: list["PassStep"], 
     dimensions: list[Dimension] = []
     for step in steps:
         own = own_spaces.get(step.name, {})
-        alternatives = _alternatives(step, own.get(TYPE_KEY))
+        alternatives = _alternatives(step, own.get(TYPE_KEY), registry)
         if alternatives is not None:
             dimensions.append(Dimension(step.name, TYPE_KEY, alternatives, True))
         configs = [cls.Config for cls in alternatives or (step.pass_class,)]
@@ -204,12 +202,10 @@ def build_space(strategy: SearchStrategyConfig | None, steps: list["PassStep"], 
     return SearchSpace(steps, dimensions, input_kind)
 
 
-def _alternatives(step: "PassStep", type_names: list[Any] | None) -> tuple[type[Pass], ...] | None:
+def _alternatives(step: PassStep, type_names: list[Any] | None,
+                  registry: PassRegistry) -> tuple[type[Pass], ...] | None:
     if type_names is None:
         return None
-    from olivepress.passes.registry import PassRegistry
-
-    registry = PassRegistry.default()
     path = (*SPACE_PATH, step.name, TYPE_KEY)
     if not type_names:
         raise SpaceError(path, "an empty list has no value to try")

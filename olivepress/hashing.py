@@ -1,13 +1,39 @@
-"""Content fingerprints of files and folders, memoized by (path, size, mtime, inode).
+"""Hashes: canonical digests of values, content fingerprints of files and folders, the library versions
+that shape outputs.
 
-An unchanged multi-GB checkpoint is hashed once; later runs only stat its files.
+File hashes are memoized by (path, size, mtime, inode): an unchanged multi-GB checkpoint is hashed once;
+later runs only stat its files.
 """
 
 import hashlib
+import importlib.metadata
+import json
 import os
 import sqlite3
 import threading
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+# Libraries whose version can change what a pass writes.
+SHAPING_LIBRARIES = ("torch", "transformers", "peft", "onnx", "onnxruntime", "onnxruntime-genai")
+
+
+def digest(value: Any) -> str:
+    """sha256 of the canonical JSON of `value`."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in SHAPING_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,1 @@
+"""The plan of a run: a loaded, checked workflow document and its pass steps."""
