@@ -5,7 +5,7 @@ from pathlib import Path
 
 from olivepress.cli.common import add_flag
 from olivepress.engine.output import check_output_dir
-from olivepress.engine.report import PLOT_FILE, REPORT_FILE, summary_lines
+from olivepress.engine.report import PLOT_FILE, REPORT_FILE, number, summary_lines
 from olivepress.engine.runner import Engine, RunResult
 from olivepress.engine.search.driver import plan_lines
 from olivepress.log import logger, setup_logging
@@ -52,16 +52,11 @@ def print_result(result: RunResult) -> None:
         print("\n".join(summary_lines(result.search)))
     for step in result.steps:
         verb = "from cache" if step.cache == "hit" else "ran"
-        metrics = "".join(f"  {name} {_number(value)}" for name, value in step.metrics.items())
+        metrics = "".join(f"  {name} {number(value)}" for name, value in step.metrics.items())
         print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s{metrics}  [{step.output_key[:12]}]")
     folders = "".join(f"{role}/, " for role in result.model.folders())
     reports = f", {REPORT_FILE}, {PLOT_FILE}" if result.search is not None else ""
     print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json{reports})")
-
-
-def _number(value: float) -> str:
-    """4 significant digits, without switching to exponent notation for large values."""
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def print_plan(engine: Engine) -> None:

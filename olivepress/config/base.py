@@ -20,21 +20,26 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
     @classmethod
-    def known_keys(cls) -> list[str]:
-        keys = []
+    def keys_of_fields(cls) -> dict[str, str]:
+        """{key a document may write: the field it sets}: each field's name and its aliases."""
+        keys = {}
         for name, field in cls.model_fields.items():
-            keys.append(name)
+            keys[name] = name
             alias = field.validation_alias
             choices = getattr(alias, "choices", [alias] if isinstance(alias, str) else [])
-            keys.extend(c for c in choices if isinstance(c, str))
+            keys.update({choice: name for choice in choices if isinstance(choice, str)})
             if field.alias:
-                keys.append(field.alias)
+                keys[field.alias] = name
         return keys
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        return list(cls.keys_of_fields())
 
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        if isinstance(data, dict) and cls.model_config.get("extra") != "allow":
             known = cls.known_keys()
             for key in data:
                 if key not in known:

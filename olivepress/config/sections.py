@@ -429,11 +429,6 @@ class PassEntryConfig(ConfigModel):
     type: str = Field(description="A registered pass name, or 'package.module:Class'.")
     config: dict[str, Any] | None = Field(None, description="The pass's parameters (they may also be given flat).")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        return data  # every key besides type/config is a pass parameter, checked by the pass's Config
-
     def parameters(self) -> dict[str, Any]:
         """The pass parameters, flat."""
         return flatten_nested({**(self.model_extra or {}), "config": self.config or {}})

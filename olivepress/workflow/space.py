@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from olivepress.config.base import did_you_mean
 from olivepress.config.sections import EngineConfig, SearchStrategyConfig
 from olivepress.errors import OlivepressError
-from olivepress.passes.base import Pass, PassConfig
+from olivepress.passes.base import Pass
 from olivepress.passes.registry import PassRegistry
 from olivepress.workflow.plan import PassStep, chain_problem
 
@@ -185,7 +185,7 @@ def build_space(strategy: SearchStrategyConfig | None, steps: list[PassStep], in
             if key == TYPE_KEY:
                 continue
             path = (*SPACE_PATH, step.name, key)
-            field = next((found for config in configs if (found := _field_name(config, key))), None)
+            field = next((found for config in configs if (found := config.keys_of_fields().get(key))), None)
             if field is None:
                 known = sorted({k for config in configs for k in config.known_keys()})
                 raise SpaceError(path, f"{step.pass_class.name} has no parameter '{key}'{did_you_mean(key, known)}")
@@ -216,15 +216,3 @@ def _alternatives(step: PassStep, type_names: list[Any] | None,
         except OlivepressError as error:
             raise SpaceError((*path, index), str(error)) from None
     return tuple(classes)
-
-
-def _field_name(config: type[PassConfig], key: str) -> str | None:
-    """The field that `key` names, by its name or one of its aliases."""
-    if key in config.model_fields:
-        return key
-    for name, field in config.model_fields.items():
-        alias = field.validation_alias
-        choices = getattr(alias, "choices", [alias] if isinstance(alias, str) else [])
-        if key in choices or key == field.alias:
-            return name
-    return None
