@@ -23,7 +23,10 @@ demo: install
 	$(BIN)/olivepress run --config workflows/quickstart.json --log_level 1
 	$(BIN)/olivepress generate --model $(DEMO_OUTPUT)/model --prompt "$(DEMO_PROMPT)" --max_length 160 --repetition_penalty 1.1
 
+# Lint and types first (seconds), then the suite (about 10 minutes on 2 cores; `pytest -m "not slow"` is the fast loop).
 test: install
+	$(BIN)/ruff check olivepress tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 schema: install

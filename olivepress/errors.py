@@ -7,10 +7,15 @@ class OlivepressError(Exception):
     exit_code = 2
 
 
-class PassFailedError(Exception):
-    """A pass raised while running; the run stops with a non-zero exit naming the pass."""
+class RunFailedError(Exception):
+    """The run started and failed (a pass raised, a remote job ended without completing); its message is one
+    line shown without a traceback."""
 
     exit_code = 1
+
+
+class PassFailedError(RunFailedError):
+    """A pass raised while running; the run stops with a non-zero exit naming the pass."""
 
     def __init__(self, pass_name: str, reason: str):
         super().__init__(f"pass '{pass_name}' failed: {reason}")

@@ -13,7 +13,8 @@ def setup_logging(olive_level: int = DEFAULT_LEVEL) -> None:
     """Quiet by default (warnings and errors); `--log_level 1` shows progress notes, 0 shows everything."""
     level = OLIVE_LEVELS.get(olive_level, logging.WARNING)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[olivepress] %(levelname)s: %(message)s" if level <= logging.DEBUG else "%(message)s"))
+    verbose = level <= logging.DEBUG
+    handler.setFormatter(logging.Formatter("[olivepress] %(levelname)s: %(message)s" if verbose else "%(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False

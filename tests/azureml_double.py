@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from olivepress.cli import main
 from olivepress.errors import OlivepressError
 
 TESTS_DIR = Path(__file__).parent
@@ -23,10 +26,16 @@ class RecordingService:
         self.models = models or {}  # RegistryModel/WorkspaceModel -> a folder to copy
         self.datastore = datastore or {}  # datastore path -> a file or folder to copy
         self.calls: list[tuple] = []
+        self.connected: list[tuple] = []  # (workspace, registry) of each connection made
         self.data: dict[str, Path] = {}  # created data assets: name -> what was uploaded
         self.jobs: dict[str, object] = {}
         self.outputs: dict[str, Path] = {}
         self.statuses: dict[str, str] = {}
+
+    def connect(self, settings, workspace=None, registry=None):
+        """What the engine and the commands are handed in place of `client.connect`: this double, every time."""
+        self.connected.append((str(workspace) if workspace else None, registry))
+        return self
 
     # ------------------------------------------------------------------ the interface
 
@@ -115,3 +124,21 @@ class RecordingService:
             if str(key) in path or (hasattr(key, "name") and f"/models/{key.name}/" in path):
                 return folder
         raise AssertionError(f"the job reads {path}, which was never uploaded")
+
+
+@pytest.fixture
+def service(tmp_path) -> RecordingService:
+    """The double; `connected` records what was connected to."""
+    return RecordingService(tmp_path / "azure")
+
+
+@pytest.fixture
+def cli(capsys, service):
+    """The CLI in-process, handed the double as its way to connect to AzureML; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(arg) for arg in args], connect=service.connect)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

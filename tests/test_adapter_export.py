@@ -13,6 +13,8 @@ import pytest
 from olivepress.models.onnx_adapters import read_adapter_file, target_of_weight
 from olivepress.runtime.generate import GenAIModel, GenerationOptions
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 IDS = np.array([[5, 9, 33, 70, 2, 11, 40]], dtype=np.int64)
 
@@ -198,7 +200,8 @@ def test_two_adapters_switch_in_one_process_in_any_order(exported, adapters, tmp
 def test_generate_command_uses_the_named_adapter(exported, cli):
     model_dir = exported["llama-int4"]
     adapter = f"travel={model_dir / 'adapter_weights.onnx_adapter'}"
-    code, with_adapter, _ = cli("generate", "-m", model_dir, "-p", "hi", "--adapter", adapter, "--use", "travel", "--max_length", "30")
+    code, with_adapter, _ = cli("generate", "-m", model_dir, "-p", "hi", "--adapter", adapter, "--use", "travel",
+                                "--max_length", "30")
     assert code == 0
     code, without, _ = cli("generate", "-m", model_dir, "-p", "hi", "--adapter", adapter, "--max_length", "30")
     assert code == 0 and with_adapter != without
@@ -314,11 +317,13 @@ def test_auto_opt_chain_for_an_architecture_the_builder_lacks(tmp_path):
 
     GPT2Config(n_embd=64, n_layer=2, n_head=4, architectures=["GPT2LMHeadModel"]).save_pretrained(tmp_path)
     model = HfModel(path=tmp_path)
-    with pytest.raises(OlivepressError, match="the ONNX Runtime GenAI builder does not support GPT2LMHeadModel; drop --use_ort_genai"):
+    with pytest.raises(OlivepressError,
+                       match="the ONNX Runtime GenAI builder does not support GPT2LMHeadModel; drop --use_ort_genai"):
         choose_chain(model, "CPUExecutionProvider", "int4", use_ort_genai=True)
     chain = choose_chain(model, "CPUExecutionProvider", "int4", use_ort_genai=False)
     assert chain.describe() == "OnnxConversion -> OrtTransformersOptimization -> OnnxMatMulNBits"
-    assert choose_chain(model, "CPUExecutionProvider", "fp32", False).describe() == "OnnxConversion -> OrtTransformersOptimization"
+    chain = choose_chain(model, "CPUExecutionProvider", "fp32", False)
+    assert chain.describe() == "OnnxConversion -> OrtTransformersOptimization"
 
 
 def test_auto_opt_keeps_a_quantized_checkpoint_at_int4(tmp_path, tiny_llama, cli):
@@ -382,7 +387,8 @@ def test_auto_opt_exports_an_architecture_the_builder_lacks_with_the_torch_expor
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=320, n_positions=128)).save_pretrained(tmp_path / "gpt2")
+    config = GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=320, n_positions=128)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
     code, out, err = cli("auto-opt", "-m", tmp_path / "gpt2", "--precision", "int8", "-o", tmp_path / "out",
                          "--cache_dir", tmp_path / "cache")
     assert code == 0, err

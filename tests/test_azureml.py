@@ -12,16 +12,19 @@ from typing import ClassVar
 import pytest
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
-from azureml_double import RecordingService
+from azureml_double import RecordingService, cli, service  # noqa: F401 (cli, service: fixtures)
 from pydantic import Field
 
-from olivepress.errors import OlivepressError
+from olivepress.data.files import local_data_files
+from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.hashing import FingerprintMemo
-from olivepress.models.azureml_assets import RegistryModel, WorkspaceModel
+from olivepress.models.azureml_assets import AssetStore, RegistryModel, WorkspaceModel
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.systems.azureml import client
 from olivepress.systems.azureml.workspace import Workspace
+
+pytestmark = pytest.mark.azureml
 
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 ROWS = [{"text": "Paris: the Louvre."}, {"text": "Tokyo: take the train."}, {"text": "Rome: walk."}]
@@ -32,7 +35,7 @@ class CountRowsConfig(PassConfig):
     data_config: str = Field(description="The data to count.")
 
 
-class CountRows(Pass):
+class CountRows(Pass[HfModel, CountRowsConfig]):
     """Copies the model and writes how many rows its data has (reads a data config, as trainers do)."""
 
     name = "CountRows"
@@ -55,7 +58,7 @@ class AttachNoteConfig(PassConfig):
     note: str = Field("hello", description="The note.")
 
 
-class AttachNote(Pass):
+class AttachNote(Pass[HfModel, AttachNoteConfig]):
     """Leaves the model where it is and writes a side folder, as LoRA does with its adapter."""
 
     name = "AttachNote"
@@ -67,20 +70,6 @@ class AttachNote(Pass):
     def run(self, model: HfModel, config: AttachNoteConfig, context: PassContext) -> HfModel:
         (context.output_dir / "note.txt").write_text(config.note)
         return HfModel(path=model.path, adapter_path=context.output_dir, task=model.task)
-
-
-@pytest.fixture
-def service(tmp_path, monkeypatch):
-    """The double, returned by every connect(); `connected` records what was connected to."""
-    double = RecordingService(tmp_path / "azure")
-    double.connected = []
-
-    def connect(settings, workspace=None, registry=None):
-        double.connected.append((str(workspace) if workspace else None, registry))
-        return double
-
-    monkeypatch.setattr(client, "connect", connect)
-    return double
 
 
 @pytest.fixture
@@ -225,10 +214,10 @@ def test_the_whole_workflow_runs_as_one_job_and_every_pass_comes_home(service, f
     assert list(service.jobs) == ["job-1"]
     job = service.jobs["job-1"]
     assert job.command == (
-        "python -m olivepress.systems.azureml.remote link model=${{inputs.model}} "
+        "python -m olivepress.hosts.azureml_job link model=${{inputs.model}} "
         "data_0/train.jsonl=${{inputs.data_0}} && "
         "olivepress run --config ${{inputs.workflow}} --output_path ${{outputs.output}}/result && "
-        "python -m olivepress.systems.azureml.remote export-steps --cache .olivepress-cache "
+        "python -m olivepress.hosts.azureml_job export-steps --cache .olivepress-cache "
         "--footprint ${{outputs.output}}/result/footprint.json --into ${{outputs.output}}/steps"
     )
     sent = json.loads(service.data[job.inputs["workflow"].path.split(":")[1]].read_text())
@@ -249,9 +238,12 @@ def test_the_whole_workflow_runs_as_one_job_and_every_pass_comes_home(service, f
 
 
 def test_a_failed_workflow_job_leaves_no_output(service, files, tmp_path, write_doc, cli):
+    from olivepress.systems.azureml.jobs import RemoteJobFailed
+
     service.status = "Canceled"
     code, _, err = cli("run", "--config", write_doc(document(tmp_path, files, host="aml")))
-    assert code == 1
+    assert code == 1 == RunFailedError.exit_code  # a job that ran and failed is a failed run, not bad input (2)
+    assert issubclass(RemoteJobFailed, RunFailedError) and not issubclass(RemoteJobFailed, OlivepressError)
     assert err.strip() == "olivepress: error: azureml job job-1 (workflow travel.wf) ended Canceled; the end of its log: (no log)"
     assert not (tmp_path / "out").exists()
     assert not list((tmp_path / "cache" / "entries").iterdir()) and not list((tmp_path / "cache" / "staging").iterdir())
@@ -261,12 +253,12 @@ def test_a_failed_workflow_job_leaves_no_output(service, files, tmp_path, write_
 
 
 @pytest.mark.parametrize("role", ["host", "target"])
-def test_dry_run_writes_entities_that_azure_ai_ml_loads(role, files, tmp_path, write_doc, cli, monkeypatch):
+def test_dry_run_writes_entities_that_azure_ai_ml_loads(role, service, files, tmp_path, write_doc, cli):
     from azure.ai.ml import load_data, load_environment, load_job
 
-    monkeypatch.setattr(client, "connect", lambda *a, **k: pytest.fail("a dry run connected to the service"))
     code, out, err = cli("run", "--config", write_doc(document(tmp_path, files, **{role: "aml"})), "--dry-run")
     assert code == 0, err
+    assert service.connected == [] and service.calls == []
     folder = tmp_path / "out-azureml"
     written = sorted(path.name for path in folder.glob("*.yml"))
     job_file = "workflow-job.yml" if role == "host" else "pass-1-count.yml"
@@ -332,7 +324,7 @@ def test_a_registry_model_and_a_datastore_file_are_downloaded_once(service, file
     doc["input_model"]["model_path"] = "azureml://registries/azureml/models/tiny-llama/versions/3"
     doc["data_configs"][0]["load_dataset_config"]["data_files"] = ["azureml://datastores/workspaceblobstore/paths/travel/train.jsonl"]
     doc["azureml_client"] = {"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}
-    for attempt in range(2):
+    for _ in range(2):
         shutil.rmtree(tmp_path / "local-out", ignore_errors=True)
         code, out, err = cli("run", "--config", write_doc(doc))
         assert code == 0, err
@@ -388,6 +380,25 @@ def test_a_malformed_asset_uri_names_the_forms(files, tmp_path, write_doc, cli):
         "(the forms are azureml://registries/<registry>/models/<name>/versions/<version>, azureml:<name>:<version>, "
         "azureml://datastores/<datastore>/paths/<path>)"
     )
+
+
+def test_an_asset_store_downloads_through_the_connect_it_is_handed(service, files, tmp_path):
+    service.datastore["travel/"] = files["data"].parent / "folder"
+    (files["data"].parent / "folder").mkdir()
+    shutil.copy(files["data"], files["data"].parent / "folder" / "b.jsonl")
+    shutil.copy(files["data"], files["data"].parent / "folder" / "a.jsonl")
+    store = AssetStore(tmp_path / "assets-cache", lambda asset: service)
+    uri = "azureml://datastores/workspaceblobstore/paths/travel/"
+    assert [file.name for file in local_data_files([uri], store)] == ["a.jsonl", "b.jsonl"]
+    assert [file.name for file in local_data_files(uri, store)] == ["a.jsonl", "b.jsonl"]
+    assert service.calls == [("download_datastore_path", "workspaceblobstore", "travel/")]
+
+
+def test_an_asset_read_without_a_store_is_one_line():
+    uri = "azureml://datastores/workspaceblobstore/paths/travel/train.jsonl"
+    with pytest.raises(OlivepressError) as error:
+        local_data_files(uri)
+    assert str(error.value) == f"{uri}: AzureML assets are read only in a workflow run, which downloads them into its cache"
 
 
 # ---------------------------------------------------------------------- workspace, credentials, the client

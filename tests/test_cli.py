@@ -3,9 +3,11 @@
 import json
 import shutil
 
+import pytest
 from conftest import builder_workflow
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_runs_nothing(tiny_llama, tmp_path, write_doc, cli):
     doc = write_doc(builder_workflow(tiny_llama, tmp_path, block_size=64))
     code, out, err = cli("run", "--config", doc, "--dry-run")
@@ -24,6 +26,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tiny_llama, tmp_path, write_do
     assert out.splitlines()[-1].endswith(f"[{key[:12]}, cached]")
 
 
+@pytest.mark.slow
 def test_output_path_overrides_the_document(tiny_llama, tmp_path, write_doc, cli):
     doc = write_doc(builder_workflow(tiny_llama, tmp_path))
     code, out, _ = cli("run", "--config", doc, "--output-path", tmp_path / "elsewhere")
@@ -36,7 +39,8 @@ def test_model_folder_without_config_json(tmp_path, write_doc, cli):
     (tmp_path / "empty").mkdir()
     code, _, err = cli("run", "--config", write_doc(builder_workflow(tmp_path / "empty", tmp_path)))
     assert code == 2
-    assert err == f"olivepress: error: input_model.model_path: {tmp_path / 'empty'} is not a Hugging Face model folder (no config.json)\n"
+    assert err == (f"olivepress: error: input_model.model_path: {tmp_path / 'empty'} is not a Hugging Face model folder "
+                   "(no config.json)\n")
 
 
 def test_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc, cli, monkeypatch):
@@ -47,6 +51,7 @@ def test_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc
     assert "run `hf download someorg/some-model`" in err
 
 
+@pytest.mark.slow
 def test_hub_id_in_the_local_cache_is_found_offline(tiny_llama, tmp_path, write_doc, cli, monkeypatch):
     hub_cache = tmp_path / "hf"
     snapshot = hub_cache / "models--someorg--tiny" / "snapshots" / ("0" * 40)
@@ -63,7 +68,8 @@ def test_hub_id_in_the_local_cache_is_found_offline(tiny_llama, tmp_path, write_
 
 
 def test_document_errors_exit_2_with_one_line_and_no_traceback(tmp_path, write_doc, cli):
-    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"}, "passes": {"b": {"type": "ModelBuilder", "precision": 4}}})
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
+                     "passes": {"b": {"type": "ModelBuilder", "precision": 4}}})
     code, out, err = cli("run", "--config", doc)
     assert code == 2 and out == ""
     line = doc.read_text().splitlines().index('      "precision": 4') + 1

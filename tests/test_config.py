@@ -49,6 +49,15 @@ def test_olive_int4_prefixed_names_are_accepted(write_doc):
     workflow = load(write_doc, document(passes={"b": {"type": "ModelBuilder", "int4_block_size": 128, "int4_accuracy_level": 4}}))
     assert workflow.steps[0].config.block_size == 128
     assert workflow.steps[0].config.accuracy_level == 4
+    assert workflow.rewrites == []  # current Olive writes them: aliases, read silently
+
+
+def test_a_spelling_no_olive_writes_is_an_unknown_key(write_doc):
+    doc = document(data_configs=[{"name": "d", "load_dataset_config": {"data_name": "json"}}],
+                   passes={"lora": {"type": "LoRA", "train_data_config": "d", "dropout": 0.1}})
+    with pytest.raises(DocumentError) as error:
+        load(write_doc, doc)
+    assert "passes.lora.dropout: unknown key 'dropout' (did you mean 'lora_dropout'?)" in str(error.value)
 
 
 def test_pass_types_are_case_insensitive_and_keep_document_order(write_doc):

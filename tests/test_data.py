@@ -109,14 +109,6 @@ def test_eval_split_by_count_and_fraction(tokenizer):
     assert again_train["input_ids"] == train["input_ids"]  # the split is seeded
 
 
-def test_source_max_len_is_accepted_as_max_seq_len(tokenizer):
-    container = HuggingfaceContainer(data_config(seed_data_file("data_sample_travel.jsonl"), text_template=TRAVEL_TEMPLATE,
-                                                 source_max_len=64))
-    assert container.pre_process_params.max_seq_len == 64
-    train, _ = container.datasets(tokenizer)
-    assert {len(row) for row in train["input_ids"]} == {64}
-
-
 def test_messages_rendered_with_the_chat_template(tokenizer, tmp_path):
     source = tmp_path / "chat.jsonl"
     messages = [{"role": "user", "content": "Best way to get around Tokyo?"}, {"role": "assistant", "content": "Take the train."}]

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from olivepress.config.sections import DataConfig, EvaluatorConfig, GoalConfig
 from olivepress.evaluation.evaluator import Evaluator
 from olivepress.evaluation.generation import open_generator
+from olivepress.evaluation.metrics import typed_metric
 from olivepress.evaluation.objectives import (
     SubMetric,
     goal_threshold,
@@ -61,6 +62,7 @@ def data_config(name: str, file: Path, **pre_process) -> DataConfig:
 # ------------------------------------------------------------------ perplexity
 
 
+@pytest.mark.slow
 def test_perplexity_matches_a_direct_torch_computation_on_torch_and_onnx(tiny_llama, fp32_genai, tmp_path, one_thread):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,7 +93,7 @@ def test_accuracy_and_exact_match_on_planted_labels_agree_between_torch_and_gena
 
     assert len(words(answers[0])) >= 2  # so that its first word alone is not an exact match
     labels = [words(answers[0])[0], answers[1], "joy", "sadness"]
-    rows = [{"phrase": p, "tone": label} for p, label in zip(PROMPTS, labels)]
+    rows = [{"phrase": p, "tone": label} for p, label in zip(PROMPTS, labels, strict=True)]
     data = data_config("tone", jsonl(tmp_path / "tone.jsonl", rows))
     scorer = evaluator(tmp_path, [{"name": "acc", "type": "accuracy", "data_config": "tone",
                                    "user_config": {"prompt_template": "Tone of: {phrase}", "label_col": "tone",
@@ -219,18 +221,23 @@ def test_relative_goals_need_the_input_model():
     ([{"name": "p", "type": "perplexity", "data_config": "d", "sub_types": [{"name": "perplexty"}]}],
      "sub_types[0].name: a perplexity metric has no sub-metric 'perplexty' (did you mean 'perplexity'?)"),
     ([{"name": "p", "type": "perplexity"}], "data_config: a perplexity metric reads data; name a data_configs entry"),
-    ([{"name": "c", "type": "custom", "user_config": {"user_script": "s.py", "evaluate_func": "f"}, "sub_types": [{"name": "x"}]}],
+    ([{"name": "c", "type": "custom", "user_config": {"user_script": "s.py", "evaluate_func": "f"},
+       "sub_types": [{"name": "x"}]}],
      "sub_types[0].higher_is_better: a custom metric must say which way is better"),
     ([{"name": "s", "type": "size_on_disk", "sub_types": [{"name": "bytes", "priority": 1}]},
       {"name": "t", "type": "size_on_disk", "sub_types": [{"name": "mb", "priority": 1}]}],
      "t-mb: priority 1 is also given to s-bytes"),
-    ([{"name": "s", "type": "size_on_disk"}, {"name": "s", "type": "size_on_disk"}], "metrics[1].name: metric name 's' is used twice"),
+    ([{"name": "s", "type": "size_on_disk"}, {"name": "s", "type": "size_on_disk"}],
+     "metrics[1].name: metric name 's' is used twice"),
     ([{"name": "s", "type": "size_on_disk", "sub_types": [{"name": "bytes", "goal": {"type": "max-degradation", "value": -1}}]}],
      "value: a max-degradation goal is a size, so it cannot be negative"),
 ])
 def test_evaluator_mistakes_are_named(metrics, problem):
+    """The evaluator's own checks, and each metric's checked as its registered type's config."""
     with pytest.raises(ValidationError, match=re.escape(problem)):
-        EvaluatorConfig.model_validate({"metrics": metrics})
+        config = EvaluatorConfig.model_validate({"metrics": metrics})
+        for metric in config.metrics:
+            typed_metric(metric)
 
 
 def test_a_metric_naming_missing_data_is_refused_with_its_place(tiny_llama, tmp_path, write_doc, cli):

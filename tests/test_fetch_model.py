@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_converted_tokenizer_round_trips_and_keeps_the_chat_template(converted, 
 def test_convert_failure_leaves_nothing(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf file")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # the GGUF reader's own error
         convert_gguf_to_hf(broken, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.gguf"]
 
@@ -152,7 +153,7 @@ def test_failed_conversion_leaves_no_model_folder(monkeypatch, tmp_path):
     garbage.write_bytes(b"GGUF but not really")
     download = use_payload(monkeypatch, tmp_path, garbage)
     home = tmp_path / "home"
-    with pytest.raises(Exception):
+    with pytest.raises(struct.error):  # the GGUF reader's own error: its header is cut short
         fetch_model(NAME, home=home, download=download)
     assert leftovers(home) == []
 

@@ -25,6 +25,8 @@ from olivepress.passes.pytorch.lora import (
 )
 from olivepress.passes.pytorch.merge_adapter import MergeAdapterWeights
 
+pytestmark = pytest.mark.slow
+
 SENTENCE = "What's a must-see in Paris? The Eiffel Tower and the Louvre."
 LORA_MODULE = "olivepress.passes.pytorch.lora"
 
@@ -195,10 +197,15 @@ def test_an_input_with_an_adapter_must_be_merged_first(trained, tmp_path):
         LoRA().run(output, lora_config(), make_context(tmp_path))
 
 
-def test_training_args_are_checked_with_olive_names():
+def test_training_args_are_checked_by_their_current_names():
     with pytest.raises(ValidationError, match=r"unknown TrainingArguments key 'lerning_rate' \(did you mean 'learning_rate'\?\)"):
         lora_config(training_args={"lerning_rate": 1e-3})
-    config = lora_config(lora_r=4, lora_alpha=8, dropout=0.1, training_args={"evaluation_strategy": "steps", "eval_steps": 2})
+    # older names are the document migration's (tests/test_migration.py); the config reads current ones only
+    with pytest.raises(ValidationError, match=r"key 'evaluation_strategy' \(did you mean 'eval_strategy'\?\)"):
+        lora_config(training_args={"evaluation_strategy": "steps"})
+    with pytest.raises(ValidationError, match="unknown key 'lora_r'"):
+        lora_config(lora_r=4)
+    config = lora_config(r=4, alpha=8, lora_dropout=0.1, training_args={"eval_strategy": "steps", "eval_steps": 2})
     assert (config.r, config.alpha, config.lora_dropout) == (4, 8, 0.1)
     assert config.training_args == {"eval_strategy": "steps", "eval_steps": 2}
     with pytest.raises(ValidationError, match="a fraction must be between 0 and 1"):
@@ -216,9 +223,9 @@ def test_lora_workflow_end_to_end(tiny_llama, tmp_path, write_doc, cli):
             "pre_process_data_config": {"params": {"text_template": "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>",
                                                    "max_seq_len": 64, "max_samples": 40}},
         }],
-        "passes": {"lora": {"type": f"{LORA_MODULE}:LoRA", "lora_r": 4, "train_data_config": "travel",
+        "passes": {"lora": {"type": f"{LORA_MODULE}:LoRA", "r": 4, "train_data_config": "travel",
                             "eval_dataset_size": 0.25,
-                            "training_args": {"max_steps": 4, "evaluation_strategy": "steps", "eval_steps": 2}}},
+                            "training_args": {"max_steps": 4, "eval_strategy": "steps", "eval_steps": 2}}},
         "engine": {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")},
     }
     code, out, err = cli("run", "--config", write_doc(document))

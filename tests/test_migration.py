@@ -95,14 +95,57 @@ def test_unknown_things_in_an_older_shape_are_still_errors(cli, write_doc):
     assert code == 2 and "unknown key 'dataset_type'" in err
 
 
+def _lora_document(lora: dict, training_args: dict, pre_process: dict) -> dict:
+    return {"input_model": {"type": "HfModel", "model_path": "m"},
+            "data_configs": [{"name": "train", "load_dataset_config": {"data_name": "json"},
+                              "pre_process_data_config": {"params": {"text_cols": "text", **pre_process}}}],
+            "passes": {"lora": {"type": "LoRA", "config": {"train_data_config": "train", **lora,
+                                                           "training_args": {"max_steps": 2, **training_args}}}}}
+
+
+def test_each_older_spelling_is_rewritten_with_a_recorded_line_and_keeps_its_value():
+    older = _lora_document({"lora_r": 4, "lora_alpha": 8}, {"evaluation_strategy": "steps", "no_cuda": True},
+                           {"source_max_len": 64})
+    workflow = validate_document(SourceDocument(data=older, file="older.json"), PassRegistry.default())
+    assert [(".".join(map(str, r.path)), r.message) for r in workflow.rewrites] == [
+        ("data_configs.0.pre_process_data_config.params.source_max_len", "renamed max_seq_len"),
+        ("passes.lora.config.lora_r", "renamed r"),
+        ("passes.lora.config.lora_alpha", "renamed alpha"),
+        ("passes.lora.config.training_args.evaluation_strategy", "renamed eval_strategy"),
+        ("passes.lora.config.training_args.no_cuda", "renamed use_cpu"),
+    ]
+    config = workflow.steps[0].config
+    assert (config.r, config.alpha) == (4, 8)
+    assert config.training_args == {"max_steps": 2, "eval_strategy": "steps", "use_cpu": True}
+    assert workflow.config.data_configs[0].pre_process_data_config.params.max_seq_len == 64
+
+
+def test_current_spellings_are_read_without_a_rewrite():
+    current = _lora_document({"r": 4, "alpha": 8}, {"eval_strategy": "steps", "use_cpu": True}, {"max_seq_len": 64})
+    workflow = validate_document(SourceDocument(data=current, file="current.json"), PassRegistry.default())
+    assert workflow.rewrites == []
+    assert (workflow.steps[0].config.r, workflow.steps[0].config.training_args["eval_strategy"]) == (4, "steps")
+
+
+def test_an_older_spelling_beside_its_current_one_is_refused(cli, write_doc):
+    doc = write_doc(_lora_document({"lora_r": 4, "r": 8}, {"evaluation_strategy": "no", "eval_strategy": "steps"}, {}))
+    code, _, err = cli("validate", "--config", doc, "--log_level", "0")
+    assert code == 2
+    assert "passes.lora.config.lora_r: the older name of r, which is given too; keep one" in err
+    assert "passes.lora.config.training_args.evaluation_strategy: the older name of eval_strategy, which is given too; " \
+           "keep one" in err
+
+
 def test_a_current_olive_document_runs_as_it_is(write_doc):
     current = {
         "input_model": {"type": "HfModel", "model_path": "m", "task": "text-generation"},
-        "systems": {"local": {"type": "LocalSystem", "accelerators": [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
-        "evaluators": {"common": {"metrics": [{"name": "size", "type": "size_on_disk",
-                                               "sub_types": [{"name": "bytes", "priority": 1, "goal": {"type": "max-degradation", "value": 0.1}}]}]}},
+        "systems": {"local": {"type": "LocalSystem",
+                              "accelerators": [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
+        "evaluators": {"common": {"metrics": [{"name": "size", "type": "size_on_disk", "sub_types": [
+            {"name": "bytes", "priority": 1, "goal": {"type": "max-degradation", "value": 0.1}}]}]}},
         "passes": {"builder": {"type": "ModelBuilder", "precision": "int4", "block_size": 32}},
-        "engine": {"target": "local", "evaluator": "common", "search_strategy": {"execution_order": "joint", "sampler": "sequential"}},
+        "engine": {"target": "local", "evaluator": "common",
+                   "search_strategy": {"execution_order": "joint", "sampler": "sequential"}},
     }
     assert migrate(current).rewrites == []
     workflow = validate_document(SourceDocument(data=current, file="current.json"), PassRegistry.default())
@@ -110,6 +153,7 @@ def test_a_current_olive_document_runs_as_it_is(write_doc):
 
 
 
+@pytest.mark.slow
 def test_the_cookbook_document_runs_locally_once_its_systems_point_at_a_local_host(tiny_phi3, tmp_path, cli,
                                                                                    write_doc, one_thread):
     document = json.loads((GOLDEN / "cookbook-phi3-finetune.json").read_text())

@@ -9,6 +9,8 @@ from conftest import builder_workflow
 
 from olivepress.runtime.generate import GenAIModel, GenerationOptions
 
+pytestmark = pytest.mark.slow
+
 
 def graph_nodes(model_dir: Path) -> list[onnx.NodeProto]:
     return list(onnx.load(model_dir / "model.onnx", load_external_data=False).graph.node)

@@ -23,6 +23,8 @@ from olivepress.passes.onnx.model_files import save_onnx
 from olivepress.passes.onnx.quantization import OnnxDynamicQuantization, OnnxMatMulNBits
 from olivepress.passes.onnx.transformers_optimization import OrtTransformersOptimization
 
+pytestmark = pytest.mark.slow
+
 SHAPES = [(1, 5), (3, 11)]  # (batch, sequence): both differ from the traced example (2, 8)
 
 
@@ -59,7 +61,8 @@ def torch_outputs(torch_model, feed: dict[str, np.ndarray], output: str = "logit
 
 
 def op_counts(model: OnnxModel) -> Counter:
-    return Counter(node.op_type for node in onnx.load(str(model.path / model.onnx_file_name), load_external_data=False).graph.node)
+    graph = onnx.load(str(model.path / model.onnx_file_name), load_external_data=False).graph
+    return Counter(node.op_type for node in graph.node)
 
 
 def folder_size(model: OnnxModel) -> int:
@@ -157,7 +160,8 @@ def test_llama_text_generation_export_matches_transformers(tiny_llama, llama_onn
     onnx_session = session(llama_onnx)
     assert [i.name for i in onnx_session.get_inputs()] == ["input_ids", "attention_mask"]
     assert [o.name for o in onnx_session.get_outputs()] == ["logits"]
-    assert "/lm_head/MatMul" in {node.name for node in onnx.load(str(llama_onnx.path / "model.onnx"), load_external_data=False).graph.node}
+    graph = onnx.load(str(llama_onnx.path / "model.onnx"), load_external_data=False).graph
+    assert "/lm_head/MatMul" in {node.name for node in graph.node}
     for batch, sequence in SHAPES:
         feed = token_inputs(batch, sequence, ["input_ids", "attention_mask"], reference.config.vocab_size)
         feed["attention_mask"] = feed["attention_mask"][:, ::-1].copy()  # left padding, as for generation

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 PLUGIN_DIR = Path(__file__).parent / "plugin_pkg"
 
 
@@ -43,7 +45,8 @@ def test_installed_plugin_is_listed_and_runs_from_a_document(plugin_site, tmp_pa
 
     model = empty_model(tmp_path)
     doc = tmp_path / "workflow.yaml"
-    doc.write_text(f"input_model: {{type: HfModel, model_path: {model}}}\npasses:\n  greet: {{type: AddNote, note: from a plugin}}\n")
+    doc.write_text(f"input_model: {{type: HfModel, model_path: {model}}}\n"
+                   "passes:\n  greet: {type: AddNote, note: from a plugin}\n")
     result = olivepress(plugin_site, "run", "--config", str(doc), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "output" / "model" / "NOTE.txt").read_text() == "from a plugin"
@@ -79,6 +82,6 @@ def test_bad_module_reference_is_a_clear_error(tmp_path):
     result = olivepress(PLUGIN_DIR, "run", "--config", str(doc), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"olivepress: error: {doc}:1: passes.n.type: cannot import pass 'no_such_pkg.mod:Pass': "
+        f"olivepress: error: {doc}:1: passes.n.type: cannot import pass type 'no_such_pkg.mod:Pass': "
         "No module named 'no_such_pkg'"
     )

@@ -15,6 +15,8 @@ from pydantic import Field
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
 
+pytestmark = pytest.mark.slow
+
 TESTS_DIR = Path(__file__).parent
 
 
@@ -22,7 +24,7 @@ class ProbeConfig(PassConfig):
     fail: bool = Field(False, description="Raise instead of writing the output.")
 
 
-class EnvironmentProbe(Pass):
+class EnvironmentProbe(Pass[HfModel, ProbeConfig]):
     """Copies an HF folder and writes what its process saw: the interpreter, a variable, PATH."""
 
     name = "EnvironmentProbe"

@@ -1,5 +1,6 @@
 """The torch quantizers (RTN, AWQ, GPTQ), the awq/gptq packing, QuantLinear and the quantized checkpoint."""
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -8,23 +9,20 @@ import torch
 from torch import nn
 
 from olivepress.errors import OlivepressError
-from olivepress.quantization.algorithms import QuantizeSpec, plan, quantize_model
-from olivepress.quantization.awq import (
-    AwqOptions,
-    fold_scales,
-    scale_groups,
-    search_scales,
-)
+from olivepress.passes.pytorch.quantize import AWQConfig, GPTQConfig, RTNConfig
+from olivepress.quantization.algorithms import plan, quantize_model
+from olivepress.quantization.awq import fold_scales, scale_groups, search_scales
 from olivepress.quantization.checkpoint import (
     load_quantized,
     quantization_config,
     save_quantized,
 )
 from olivepress.quantization.clip import clip_weight
-from olivepress.quantization.gptq import GptqOptions, gptq_quantize
+from olivepress.quantization.gptq import gptq_quantize
 from olivepress.quantization.groups import choose_group_size
 from olivepress.quantization.layers import find_decoder_layers
 from olivepress.quantization.layerwise import InputStats
+from olivepress.quantization.options import AwqOptions, GptqOptions, RtnOptions
 from olivepress.quantization.packing import QuantizedWeight, pack, unpack
 from olivepress.quantization.qlinear import QuantLinear
 from olivepress.quantization.rtn import fake_quantize, quantize_rtn
@@ -54,6 +52,48 @@ def stats_of(x: torch.Tensor) -> InputStats:
     stats = InputStats.empty(x.shape[1], x.device)
     stats.add(x)
     return stats
+
+
+# ---------------------------------------------------------------- options, built by the pass configs
+
+CALIBRATION_FIELDS = {"data_config", "num_samples", "seq_len"}  # the pass reads them; the quantizers get the rows
+
+
+def test_each_pass_config_builds_its_algorithms_options_with_the_documented_defaults():
+    kept = ("lm_head",)
+    assert RTNConfig().options() == RtnOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept)
+    assert AWQConfig().options() == AwqOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept,
+                                               n_grid=20, duo_scaling=True, apply_clip=True)
+    # desc_act: the documented default (act order with static groups), which the GPTQ pass has always run with
+    assert GPTQConfig().options() == GptqOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept,
+                                                 damp_percent=0.01, desc_act=True, block_size=128, apply_clip=True)
+
+
+@pytest.mark.parametrize("config_class", [RTNConfig, AWQConfig, GPTQConfig])
+def test_every_quantizer_field_of_a_pass_config_reaches_its_options(config_class):
+    options_fields = {field.name for field in dataclasses.fields(config_class.options_class)}
+    assert options_fields == set(config_class.model_fields) - CALIBRATION_FIELDS
+
+
+def test_values_set_in_the_config_reach_the_options_and_the_checkpoint_meta():
+    options = GPTQConfig(bits=8, group_size=32, sym=True, damp_percent=0.05, desc_act=False, block_size=64,
+                         apply_clip=False, modules_to_not_convert=[]).options()
+    assert options == GptqOptions(bits=8, group_size=32, sym=True, modules_to_not_convert=(), damp_percent=0.05,
+                                  desc_act=False, block_size=64, apply_clip=False)
+    meta = quantization_config(options, 16, {})["meta"]
+    assert {key: meta[key] for key in ("algorithm", "sym", "group_size_requested")} == {
+        "algorithm": "gptq", "sym": True, "group_size_requested": 32}
+    assert options.algorithm_options() == {"damp_percent": 0.05, "desc_act": False, "block_size": 64, "apply_clip": False}
+    assert list(meta)[-4:] == ["damp_percent", "desc_act", "block_size", "apply_clip"]
+
+
+def test_the_pass_configs_and_their_options_load_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, olivepress.passes.pytorch.quantize; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------- packing
@@ -133,7 +173,7 @@ def test_gptq_gives_valid_codes_and_less_output_error_than_rtn(desc_act):
     torch.manual_seed(0)
     x = torch.randn(512, 64) @ torch.randn(64, 64)  # correlated inputs, where error feedback pays
     weight = torch.randn(32, 64)
-    options = GptqOptions(bits=4, group_size=16, sym=True, desc_act=desc_act, block_size=32)
+    options = GPTQConfig(group_size=16, sym=True, desc_act=desc_act, block_size=32).options()
     quantized = gptq_quantize(weight, stats_of(x).hessian, options)
     assert quantized.codes.shape == (32, 64) and quantized.scales.shape == (32, 4)
     assert int(quantized.codes.max()) <= 15 and torch.all(quantized.zeros == 8)
@@ -146,7 +186,7 @@ def test_awq_scale_search_beats_rtn_on_planted_outlier_channels():
     x = torch.randn(1024, 64)
     x[:, [3, 17, 40]] *= 40  # a few input channels with large activations, as AWQ observes in LLMs
     weight = torch.randn(96, 64) * 0.05
-    options = AwqOptions(bits=4, group_size=32, sym=False, n_grid=20)
+    options = AWQConfig(group_size=32).options()
     scales = search_scales([weight], stats_of(x), options)
     awq = fake_quantize(weight * scales, 4, 32, sym=False) / scales
     rtn = fake_quantize(weight, 4, 32, sym=False)
@@ -227,25 +267,28 @@ def test_decoder_layer_modules_cannot_be_kept_float(tiny_llama):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
-    spec = QuantizeSpec(algorithm="rtn", bits=4, group_size=32, sym=False, modules_to_not_convert=("lm_head", "down_proj"))
+    options = RTNConfig(group_size=32, modules_to_not_convert=["lm_head", "down_proj"]).options()
     with pytest.raises(OlivepressError, match=r"modules_to_not_convert: model\.layers\.0\.mlp\.down_proj is inside a "
                                               r"decoder layer; the GenAI builder reads every decoder-layer linear"):
-        plan(model, spec, logger)
+        plan(model, options, logger)
 
 
 # ---------------------------------------------------------------- QuantLinear and the checkpoint
 
 
-def quantize_tiny(model_dir: Path, out: Path, algorithm: str, **spec_fields) -> nn.Module:
+CONFIGS = {"rtn": RTNConfig, "awq": AWQConfig, "gptq": GPTQConfig}
+
+
+def quantize_tiny(model_dir: Path, out: Path, algorithm: str, **config) -> nn.Module:
+    """Quantize with the pass config's options (group size 32 unless given), as the pass does."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    spec = QuantizeSpec(algorithm=algorithm, bits=spec_fields.pop("bits", 4), group_size=32,
-                        sym=spec_fields.pop("sym", False), **spec_fields)
-    quant_plan, group_size = plan(model, spec, logger)
+    options = CONFIGS[algorithm](**{"group_size": 32, **config}).options()
+    quant_plan, group_size = plan(model, options, logger)
     rows = torch.randint(3, 300, (8, 32), generator=torch.Generator().manual_seed(0))
-    quantize_model(model, spec, quant_plan, group_size, rows, torch.device("cpu"))
-    save_quantized(model, model_dir, out, quantization_config(spec, group_size, {}))
+    quantize_model(model, options, quant_plan, group_size, rows, torch.device("cpu"))
+    save_quantized(model, model_dir, out, quantization_config(options, group_size, {}))
     return model
 
 
@@ -304,7 +347,7 @@ def test_checkpoint_config_and_names_are_those_the_builder_reads(tiny_llama, tmp
 
     from safetensors import safe_open
 
-    quantize_tiny(tiny_llama, tmp_path / "q", "gptq", sym=True, desc_act=True, modules_to_not_convert=())
+    quantize_tiny(tiny_llama, tmp_path / "q", "gptq", sym=True, desc_act=True, modules_to_not_convert=[])
     config = json.loads((tmp_path / "q" / "config.json").read_text())["quantization_config"]
     assert {k: config[k] for k in ("quant_method", "bits", "group_size", "sym", "desc_act", "static_groups", "lm_head")} == {
         "quant_method": "gptq", "bits": 4, "group_size": 32, "sym": True, "desc_act": False, "static_groups": True,

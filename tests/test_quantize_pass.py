@@ -13,7 +13,7 @@ from olivepress.quantization.checkpoint import load_quantized
 GROUP_SIZE = 16  # not the builder's default block size (32), so the graph shows whose blocks it holds
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def calibration_data(tmp_path: Path, texts: list[str]) -> dict:
@@ -91,6 +91,30 @@ def test_the_builder_reads_the_quantized_weights_as_olivepress_computes_with_the
     with torch.no_grad():
         expected = load_quantized(quantized, torch.float32)(ids).logits.numpy()
     np.testing.assert_allclose(onnx_logits(built, ids), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_the_document_and_the_configs_defaults_reach_the_quantizer(tiny_llama, tmp_path, write_doc, cli, monkeypatch):
+    from olivepress.quantization import algorithms
+    from olivepress.quantization.options import GptqOptions
+
+    received = []
+
+    def recording(weight, hessian, options):
+        received.append(options)
+        return quantize(weight, hessian, options)
+
+    quantize = algorithms.gptq_quantize
+    monkeypatch.setattr(algorithms, "gptq_quantize", recording)
+    gptq = quantize_pass("GPTQ", group_size=GROUP_SIZE, damp_percent=0.05, data_config="calibration", num_samples=8,
+                         seq_len=32)
+    data = [calibration_data(tmp_path, ["Where should I travel in spring? Kyoto, for the blossoms."] * 40)]
+    code, _, err = cli("run", "--config", write_doc(workflow(tiny_llama, tmp_path, {"q": gptq}, data_configs=data)))
+    assert code == 0, err
+    assert set(received) == {GptqOptions(bits=4, group_size=GROUP_SIZE, sym=False, modules_to_not_convert=("lm_head",),
+                                         damp_percent=0.05, desc_act=True, block_size=128, apply_clip=True)}
+    assert len(received) == 2 * 4  # per layer: q/k/v, o, gate/up and down, stacked by shared input
+    meta = json.loads((tmp_path / "out" / "model" / "config.json").read_text())["quantization_config"]["meta"]
+    assert (meta["damp_percent"], meta["desc_act"], meta["block_size"]) == (0.05, True, 128)
 
 
 def test_group_size_fallback_and_8_bits_reach_the_checkpoint_and_the_graph(tiny_llama, tmp_path, write_doc, cli):

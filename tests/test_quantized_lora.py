@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
 import torch
 from peft import PeftModel
 
 from olivepress.models.loading import load_causal_lm
 from olivepress.quantization.qlinear import QuantLinear
+
+pytestmark = pytest.mark.slow
 
 SENTENCE = "What's a must-see in Paris? The Eiffel Tower and the Louvre."
 

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azureml_double import RecordingService
+from azureml_double import RecordingService, cli, service  # noqa: F401 (cli, service: fixtures)
 
+from olivepress.cli import main
 from olivepress.systems.azureml import client
+
+pytestmark = pytest.mark.azureml
 
 WORKSPACE_VARS = ("AZUREML_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
 
@@ -21,19 +24,6 @@ def model_folder(tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture
-def service(tmp_path, monkeypatch):
-    double = RecordingService(tmp_path / "azure")
-    double.connected = []
-
-    def connect(settings, workspace=None, registry=None):
-        double.connected.append(str(workspace))
-        return double
-
-    monkeypatch.setattr(client, "connect", connect)
-    return double
-
-
 def register_args(path: Path, *extra: str) -> list[str]:
     return ["register", "--name", "ft-for-travel", "--version", "1", "--path", str(path),
             "--resource-group", "RG", "--workspace-name", "WS", *extra]
@@ -43,24 +33,24 @@ def test_register_sends_a_custom_model(service, model_folder, cli, monkeypatch):
     monkeypatch.setenv("AZUREML_SUBSCRIPTION_ID", "sub-from-env")
     code, out, err = cli(*register_args(model_folder, "--description", "travel assistant", "--tags", "task=chat", "lab=olive"))
     assert code == 0, err
-    assert service.connected == ["sub-from-env/RG/WS"]
+    assert service.connected == [("sub-from-env/RG/WS", None)]
     assert service.calls == [("create_model", "ft-for-travel", "1", "custom_model", str(model_folder))]
     assert out.strip() == "registered azureml:ft-for-travel:1 in workspace WS (RG)"
 
 
-def test_dry_run_writes_yaml_that_load_model_reads(model_folder, cli, tmp_path, monkeypatch):
+def test_dry_run_writes_yaml_that_load_model_reads(service, model_folder, cli, tmp_path):
     from azure.ai.ml import load_model
 
-    monkeypatch.setattr(client, "connect", lambda *a, **k: pytest.fail("a dry run connected to the service"))
     code, out, err = cli(*register_args(model_folder, "--subscription", "S", "--tags", "task=chat", "--dry-run"))
     assert code == 0, err
+    assert service.connected == [] and service.calls == []
     (tmp_path / "model.yml").write_text(out)
     model = load_model(tmp_path / "model.yml")
     assert (model.name, model.version, model.type) == ("ft-for-travel", "1", "custom_model")
     assert Path(model.path) == model_folder and model.tags == {"task": "chat"}
 
 
-def test_bad_input_is_one_clear_line(model_folder, tmp_path, cli, monkeypatch):
+def test_bad_input_is_one_clear_line(model_folder, tmp_path, cli, monkeypatch, capsys):
     code, _, err = cli(*register_args(tmp_path / "models" / "missing", "--dry-run"))
     assert (code, err.strip()) == (2, f"olivepress: error: --path: {tmp_path / 'models' / 'missing'}: no such file or folder")
     code, _, err = cli(*register_args(model_folder, "--tags", "novalue", "--dry-run"))
@@ -77,8 +67,8 @@ def test_bad_input_is_one_clear_line(model_folder, tmp_path, cli, monkeypatch):
     )
     (tmp_path / "config.json").write_text(json.dumps({"subscription_id": "from-file"}))
     monkeypatch.setattr(client, "default_credential", lambda settings: _NoCredential())
-    code, _, err = cli(*register_args(model_folder))
-    assert code == 2 and "azureml: no Azure credentials found" in err
+    assert main(register_args(model_folder)) == 2  # the real connect: it signs in first
+    assert "azureml: no Azure credentials found" in capsys.readouterr().err
 
 
 class _NoCredential:

@@ -60,8 +60,10 @@ def planted_search() -> SearchResult:
 def test_the_report_names_the_best_every_candidate_and_each_failure(tmp_path):
     text = report_text(planted_search(), "my-workflow")
     assert text.startswith("# Search report: my-workflow\n")
-    assert "4 candidates in 12.5 s (sequential sampler, joint order; every point tried): 3 succeeded, 1 failed, 3 met every goal." in text
-    assert "**Best: candidate 3** (builder.block_size=128): acc-accuracy_score 0.7, size-mb 120. It is the model in `model/`." in text
+    assert ("4 candidates in 12.5 s (sequential sampler, joint order; every point tried): 3 succeeded, 1 failed, "
+            "3 met every goal.") in text
+    assert ("**Best: candidate 3** (builder.block_size=128): acc-accuracy_score 0.7, size-mb 120. "
+            "It is the model in `model/`.") in text
     assert "| acc-accuracy_score (objective 1) | higher | threshold 0.5 | 0.5 | 0.3 |" in text
     assert "| 3 ★ | builder.block_size=128 | 0.7 | 120 | met | yes | 0 ran, 0 cached | 0.0 |" in text
     assert "| 7 | builder.block_size=8 |  |  | failed |  | 0 ran, 0 cached | 0.0 |" in text

@@ -7,20 +7,26 @@ and the custom metric `planted` scores them, so a candidate costs milliseconds a
 
 import itertools
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 from conftest import builder_workflow
 from pydantic import Field, model_validator
 
+from olivepress.config.sections import MetricConfig, MetricKind
 from olivepress.config.source import SourceDocument
+from olivepress.engine.search.executors import InlineExecutor, executors, register_executor
 from olivepress.engine.search.order import stages
 from olivepress.engine.search.samplers import (
     RandomSampler,
     SequentialSampler,
     TpeSampler,
+    register_sampler,
+    samplers,
 )
+from olivepress.evaluation.metrics import metric_types, register_metric
 from olivepress.evaluation.objectives import SubMetric
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
@@ -43,7 +49,7 @@ class KnobsConfig(PassConfig):
         return self
 
 
-class Knobs(Pass):
+class Knobs(Pass[HfModel, KnobsConfig]):
     name = "Knobs"
     description = "Write the knobs into knobs.json (planted for search tests)."
     accepts = ("hf",)
@@ -155,7 +161,8 @@ def test_invalid_combinations_are_skipped_and_the_rest_enumerated_in_order(knobs
     ({"knobs": {"x": [4, 5], "z": [5, 10]}}, "engine.search_strategy.search_space: the search space has no valid point: "
                                               "passes.knobs: x * z must stay below 20"),
     ({"knobs": {"type": ["OnnxMatMulNBits"]}}, "engine.search_strategy.search_space: the search space has no valid "
-                                               "point: passes.knobs: OnnxMatMulNBits takes onnx models, but the input model is an hf model"),
+                                               "point: passes.knobs: OnnxMatMulNBits takes onnx models, but the input "
+                                               "model is an hf model"),
 ])
 def test_a_bad_search_space_is_refused_before_any_pass_runs(knobs_doc, write_doc, cli, tmp_path, space, problem):
     code, out, err = cli("run", "--config", write_doc(knobs_doc(space)))
@@ -192,14 +199,14 @@ def asked(sampler, limit=100) -> list[tuple]:
 
 def test_sequential_enumerates_every_valid_point_in_order(knobs_doc):
     space = space_of(knobs_doc({"knobs": {"x": [1, 4], "y": ["a", "b"], "z": [0, 5]}}))
-    assert asked(SequentialSampler(space)) == [p for p in itertools.product(range(2), range(2), range(2)) if p not in
-                                               [(1, 0, 1), (1, 1, 1)]]
+    every = itertools.product(range(2), range(2), range(2))
+    assert asked(SequentialSampler(space, OBJECTIVES, 0)) == [p for p in every if p not in [(1, 0, 1), (1, 1, 1)]]
 
 
 def test_random_visits_each_valid_point_once_in_a_seeded_order(knobs_doc):
     space = space_of(knobs_doc({"knobs": {"x": [1, 2, 4], "y": ["a", "b"], "z": [0, 5]}}))
     valid = sorted(p for p in space.points() if space.is_valid(p))
-    first, again, other = (asked(RandomSampler(space, seed)) for seed in (0, 0, 1))
+    first, again, other = (asked(RandomSampler(space, OBJECTIVES, seed)) for seed in (0, 0, 1))
     assert sorted(first) == valid and len(valid) == 10
     assert first == again and first != other and first != valid
 
@@ -364,6 +371,7 @@ def builder_search(tiny_llama, tmp_path_factory):
     return root, doc
 
 
+@pytest.mark.slow
 def test_a_search_over_model_builder_options_on_a_tiny_llama(builder_search):
     root, _ = builder_search
     search = footprint(root)["search"]
@@ -383,6 +391,7 @@ def test_a_search_over_model_builder_options_on_a_tiny_llama(builder_search):
     assert f"**Best: candidate {best['number']}**" in report and "![pareto frontier](pareto.png)" in report
 
 
+@pytest.mark.slow
 def test_the_search_runs_on_a_local_ray_instance(builder_search, cli):
     """Ray starts a local instance for the run and stops it; the cache serves the passes and the metrics."""
     import ray
@@ -419,3 +428,81 @@ def test_the_example_search_document_is_valid_with_nine_points():
     space = space_of(document)
     assert space.size == 9 and [d.name for d in space.dimensions] == ["builder.block_size", "builder.algo_config"]
     assert all(space.is_valid(point) for point in space.points())
+
+
+# ------------------------------------------------------------------ plug points registered by name
+
+
+class KnobXConfig(MetricConfig):
+    metric_kind: ClassVar[MetricKind] = MetricKind(("x",), "x", True, False)
+    description: ClassVar[str] = "The knob x the model was made with (planted)."
+
+
+def measure_knob_x(metric, model, data, context) -> dict[str, float]:
+    return {"x": json.loads((model.path / "knobs.json").read_text()).get("x", 0)}
+
+
+class ReversedSampler(SequentialSampler):
+    """Every valid point, last first."""
+
+    def __init__(self, space, objectives, seed):
+        super().__init__(space, objectives, seed)
+        self._points = iter(list(self._points)[::-1])
+
+
+SUBMITTED: list[int] = []
+
+
+def counting_executor(engine, model, key, settings):
+    executor = InlineExecutor(engine, model, key)
+    submit = executor.submit
+    executor.submit = lambda candidate: SUBMITTED.append(candidate.number) or submit(candidate)
+    return executor
+
+
+@pytest.fixture
+def registries():
+    """Registrations made by a test are dropped after it."""
+    yield
+    for registry in (metric_types, samplers, executors):
+        registry.cache_clear()
+
+
+def test_a_registered_metric_sampler_and_executor_are_used_by_name(registries, knobs_doc, write_doc, cli, tmp_path):
+    register_metric("test_knob_x", KnobXConfig, measure_knob_x)
+    register_sampler("test_reversed", ReversedSampler)
+    register_executor("test_counting", counting_executor)
+    doc = knobs_doc({"knobs": {"x": [1, 2]}}, include_pass_params=False, sampler="test_reversed",
+                    executor="test_counting")
+    doc["evaluators"]["planted"]["metrics"] = [{"name": "k", "type": "test_knob_x", "sub_types": [{"name": "x"}]}]
+    code, _, err = cli("run", "--config", write_doc(doc))
+    assert code == 0, err
+    search = footprint(tmp_path)["search"]
+    assert [c["choice"] for c in search["candidates"]] == [{"knobs": {"x": 2}}, {"knobs": {"x": 1}}]
+    assert [c["metrics"] for c in search["candidates"]] == [{"k-x": 2}, {"k-x": 1}]
+    assert SUBMITTED == [1, 2]
+
+
+@pytest.mark.parametrize("strategy, problem", [
+    ({"sampler": "sequentiel"}, "unknown sampler 'sequentiel' (did you mean 'sequential'?); known: random, sequential, tpe"),
+    ({"executor": "rey"}, "unknown executor 'rey' (did you mean 'ray'?); known: local, ray"),
+])
+def test_an_unknown_sampler_or_executor_is_one_line_naming_the_known_ones(knobs_doc, write_doc, cli, strategy, problem):
+    path = write_doc(knobs_doc(**strategy))
+    code, _, err = cli("run", "--config", path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and problem in err, err
+    assert knobs_doc.calls.read_text() == ""  # refused before the input model is evaluated
+    code, _, err = cli("validate", "--config", path)  # validate finds it too, located
+    field = next(iter(strategy))
+    assert code == 2 and re.search(rf"{re.escape(str(path))}:\d+: engine\.search_strategy\.{field}: ", err), err
+
+
+def test_an_unknown_metric_type_is_located(knobs_doc, write_doc, cli):
+    doc = knobs_doc()
+    doc["evaluators"]["planted"]["metrics"][0]["type"] = "perplexty"
+    path = write_doc(doc)
+    code, _, err = cli("validate", "--config", path)
+    assert code == 2
+    assert re.search(rf"{re.escape(str(path))}:\d+: evaluators\.planted\.metrics\[0\]\.type: unknown metric type "
+                     r"'perplexty' \(did you mean 'perplexity'\?\); known: accuracy, custom, latency, perplexity, size_on_disk, "
+                     "throughput$", err.strip()), err

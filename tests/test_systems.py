@@ -35,7 +35,8 @@ def test_systems_that_cannot_play_their_role_are_document_errors(write_doc):
     with pytest.raises(DocumentError, match=r"engine\.target: system 'env' is a PythonEnvironment, which the AzureML "
                                             r"job of host 'aml' cannot reach"):
         load(write_doc, {"aml": AML, "env": ENV}, host="aml", target="env")
-    with pytest.raises(DocumentError, match=r"systems\.aml\.aml_environment_config: give either aml_docker_config or aml_environment_config"):
+    with pytest.raises(DocumentError,
+                       match=r"systems\.aml\.aml_environment_config: give either aml_docker_config or aml_environment_config"):
         load(write_doc, {"aml": {"type": "AzureML", "aml_compute": "gpu-cluster"}})
     with pytest.raises(DocumentError, match=r"aml_environment_config: give either version or label"):
         load(write_doc, {"aml": {**AML, "aml_environment_config": {"name": "olivepress"}}})

@@ -28,7 +28,8 @@ def test_finetune_writes_the_workflow_it_runs(cli, tiny_llama, tmp_path):
     (tmp_path / "train.jsonl").write_text('{"prompt": "Hi?", "response": "Hello."}\n')
     code, out, err = cli(
         "finetune", "--method", "dora", "-m", tiny_llama, "--data_files", tmp_path / "train.jsonl",
-        "--text_template", TRAVEL_TEMPLATE.replace("\n", "\\n"), "--max_steps", "3", "--lora_r", "4", "--target_modules", "q_proj,o_proj",
+        "--text_template", TRAVEL_TEMPLATE.replace("\n", "\\n"), "--max_steps", "3", "--lora_r", "4",
+        "--target_modules", "q_proj,o_proj",
         "--warmup_steps", "1", "--output_path", tmp_path / "out", "--save_config", saved, "--dry_run",
     )
     document = json.loads(saved.read_text())
@@ -67,7 +68,8 @@ def test_quantize_builds_a_calibrated_pass(cli, tiny_llama, tmp_path):
     assert code == 0, err
     document = json.loads(saved.read_text())
     assert document["passes"] == {"gptq": {"type": "GPTQ", "bits": 4, "group_size": 32, "data_config": "data"}}
-    assert document["data_configs"][0]["load_dataset_config"] == {"data_name": "json", "data_files": str(tmp_path / "calib.jsonl")}
+    expected = {"data_name": "json", "data_files": str(tmp_path / "calib.jsonl")}
+    assert document["data_configs"][0]["load_dataset_config"] == expected
 
 
 def _validate(document: dict):
@@ -90,8 +92,9 @@ def test_a_pass_naming_a_missing_data_config_is_refused(tiny_llama):
 
 def test_data_component_params_are_typed_flat_or_nested():
     base = {"input_model": {"type": "HfModel", "model_path": "x"}}
-    flat = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"data_name": "json", "data_files": "a.jsonl"}}]})
-    nested = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"params": {"data_name": "json", "data_files": "a.jsonl"}}}]})
+    files = {"data_name": "json", "data_files": "a.jsonl"}
+    flat = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": files}]})
+    nested = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"params": files}}]})
     assert flat.config.data_configs == nested.config.data_configs
     load = {"data_name": "json", "data_files": "a.jsonl"}
     with pytest.raises(DocumentError, match=r"data_configs\[0\]\.pre_process_data_config\.params\.text_templat: "
@@ -143,7 +146,8 @@ def test_data_contents_are_part_of_the_pass_key(tiny_llama, tmp_path):
 
 
 def test_an_unknown_component_type_is_refused_at_load():
-    with pytest.raises(DocumentError, match=r"data_configs\[0\]\.load_dataset_config\.type: Input should be 'huggingface_dataset'"):
+    with pytest.raises(DocumentError,
+                       match=r"data_configs\[0\]\.load_dataset_config\.type: Input should be 'huggingface_dataset'"):
         _validate({"input_model": {"type": "HfModel", "model_path": "x"},
                    "data_configs": [{"name": "d", "load_dataset_config": {"type": "my_loader", "data_name": "json"}}]})
 

@@ -12,6 +12,8 @@ import pytest
 from olivepress.models.onnx_adapters import read_adapter_file
 from olivepress.runtime.generate import GenAIModel, GenerationOptions
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["quickstart.json", "olive-lab/workflow.json", "tone-classification.json", "tone-classification-qlora.json"]
 
@@ -57,5 +59,6 @@ def test_the_lab_script_runs_its_four_steps(tiny_llama, tmp_path):
     assert "[Travel]: What's a must-see in Paris?" in result.stdout
     for folder in ("awq/model", "ft/adapter", "ft/model", "onnx-ao/model"):
         assert (tmp_path / "models" / folder).is_dir(), folder
-    assert json.loads((tmp_path / "models" / "ft" / "model" / "config.json").read_text())["quantization_config"]["quant_method"] == "awq"
+    fine_tuned = json.loads((tmp_path / "models" / "ft" / "model" / "config.json").read_text())
+    assert fine_tuned["quantization_config"]["quant_method"] == "awq"
     assert (tmp_path / "models" / "onnx-ao" / "model" / "adapter_weights.onnx_adapter").is_file()

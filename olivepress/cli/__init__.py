@@ -22,8 +22,10 @@ from olivepress.cli import (
     validate,
 )
 from olivepress.cli.common import common_parser
-from olivepress.errors import OlivepressError, PassFailedError
+from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.log import DEFAULT_LEVEL, logger, setup_logging
+from olivepress.systems.azureml.client import connect as azureml_connect
+from olivepress.systems.azureml.service import Connect
 
 COMMANDS = (run, validate, migrate, finetune, quantize, auto_opt, convert_adapters, schema, passes, cache, fetch_model, generate,
             register)
@@ -39,16 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, connect: Connect = azureml_connect) -> int:
+    """Run one command; `connect` is how it reaches AzureML (tests hand in a double)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "passes_unknown_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.unknown_flags = unknown
+    args.connect = connect
     setup_logging(DEFAULT_LEVEL if args.log_level is None else args.log_level)
     try:
         return args.handler(args)
-    except (OlivepressError, PassFailedError) as error:
+    except (OlivepressError, RunFailedError) as error:
         _report(error)
         return error.exit_code
     except KeyboardInterrupt:

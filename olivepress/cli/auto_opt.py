@@ -15,7 +15,11 @@ from olivepress.engine.auto_opt import (
     choose_chain,
     choose_provider,
 )
+from olivepress.models.azureml_assets import AssetStore
+from olivepress.models.default_model import olivepress_home
+from olivepress.models.handles import HfModel
 from olivepress.models.resolve import resolve_input_model
+from olivepress.systems.azureml.client import asset_connect
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -35,7 +39,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     provider = choose_provider(args.device, args.provider)
     input_model = task.input_model_section(args)
-    model = resolve_input_model(HfModelConfig(**input_model))
+    assets = AssetStore(olivepress_home() / "azureml", asset_connect(None, args.connect))  # an azureml: model, read once
+    model = resolve_input_model(HfModelConfig(**input_model), assets=assets)
+    assert isinstance(model, HfModel)  # an HfModel section resolves to one
     chain = choose_chain(model, provider, args.precision, args.use_ort_genai)
     print(f"auto-opt: {chain.describe()}")
     for note in chain.notes:

@@ -11,7 +11,8 @@ from olivepress.runtime.generate import GenAIModel, GenerationOptions
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("generate", parents=[common], help="generate text with an ONNX Runtime GenAI model")
-    add_flag(parser, "model", "-m", "--model_name_or_path", required=True, type=Path, help="a GenAI model folder (e.g. OUTPUT/model)")
+    add_flag(parser, "model", "-m", "--model_name_or_path", required=True, type=Path,
+             help="a GenAI model folder (e.g. OUTPUT/model)")
     add_flag(parser, "prompt", "-p", required=True, help="the user message")
     add_flag(parser, "adapter", action="append", default=[], metavar="NAME=FILE",
              help="load an .onnx_adapter file under a name; repeatable")

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from olivepress.cli.common import add_flag
+from olivepress.cli.common import add_flag, read_workflow
 from olivepress.errors import OlivepressError
 from olivepress.files import write_atomic
-from olivepress.passes.registry import PassRegistry
-from olivepress.workflow.loader import load_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -24,7 +22,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.output.resolve() == args.config.resolve():
         raise OlivepressError(f"--output {args.output}: that is the document being migrated; write the new form elsewhere")
-    workflow = load_workflow(args.config, PassRegistry.default())  # the migrated document must be valid
+    workflow = read_workflow(args.config)  # the migrated document must be valid
     document = workflow.source.data
     text = (json.dumps(document, indent=2) + "\n" if args.output.suffix.lower() == ".json"
             else yaml.safe_dump(document, sort_keys=False))

@@ -10,9 +10,11 @@ import argparse
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
 from olivepress.errors import OlivepressError
+from olivepress.passes.pytorch.quantize import QuantizeConfig
 
 PASS_TYPES = {"awq": "AWQ", "gptq": "GPTQ", "rtn": "RTN"}
 PRECISION_BITS = {"int4": 4, "int8": 8}
+DEFAULT_GROUP_SIZE = QuantizeConfig.model_fields["group_size"].default
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -20,7 +22,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     task.add_model_flags(parser)
     add_flag(parser, "algorithm", "-a", choices=sorted(PASS_TYPES), default="awq", help="default awq")
     add_flag(parser, "precision", choices=sorted(PRECISION_BITS), default="int4", help="default int4")
-    add_flag(parser, "group_size", type=int, default=None, help="weights per scale (default 128; a divisor is chosen when it does not fit)")
+    add_flag(parser, "group_size", type=int, default=None,
+             help=f"weights per scale (default {DEFAULT_GROUP_SIZE}; a divisor is chosen when it does not fit)")
     add_flag(parser, "num_samples", type=int, default=None, help="calibration rows")
     add_flag(parser, "seq_len", type=int, default=None, help="tokens per calibration row")
     task.add_data_flags(parser, required=False)

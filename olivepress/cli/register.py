@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
         model.dump(sys.stdout)
         return 0
     workspace = resolve_workspace(None, flags, FLAGS)
-    registered = client.connect(None, workspace).create_model(model)
+    registered = args.connect(None, workspace).create_model(model)
     print(f"registered {registered} in workspace {workspace.workspace_name} ({workspace.resource_group})")
     return 0
 

@@ -3,16 +3,14 @@
 import argparse
 from pathlib import Path
 
-from olivepress.cli.common import add_flag
+from olivepress.cli.common import add_flag, read_workflow
 from olivepress.engine.output import check_output_dir
 from olivepress.engine.report import PLOT_FILE, REPORT_FILE, number, summary_lines
 from olivepress.engine.runner import Engine, RunResult
 from olivepress.engine.search.driver import plan_lines
+from olivepress.hosts.dry_run import print_dry_run
 from olivepress.log import logger, setup_logging
 from olivepress.models.resolve import resolve_input_model
-from olivepress.passes.registry import PassRegistry
-from olivepress.systems.azureml.dry_run import print_dry_run
-from olivepress.workflow.loader import load_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -24,20 +22,20 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    workflow = load_workflow(args.config, PassRegistry.default())
+    workflow = read_workflow(args.config)
     if args.log_level is None:
         setup_logging(workflow.config.engine.log_severity_level)
     for line in workflow.rewrite_lines():
         logger.warning("rewrote %s", line)
     if args.output_path is not None:
         workflow.config.engine.output_dir = str(args.output_path)
-    engine = Engine(workflow)
+    engine = Engine(workflow, args.connect)
     if args.dry_run:
         print_plan(engine)
         print_dry_run(engine)
         return 0
     if workflow.config.azureml_host() is not None:  # the whole workflow runs as one AzureML job
-        from olivepress.systems.azureml.host import submit_workflow
+        from olivepress.hosts.azureml import submit_workflow
 
         print_result(submit_workflow(engine))
         return 0
@@ -63,7 +61,7 @@ def print_plan(engine: Engine) -> None:
     config = engine.workflow.config
     check_output_dir(engine.output_dir)
     print(f"workflow: {config.workflow_id}  ({engine.workflow.source.file})")
-    model = resolve_input_model(config.input_model, fetch=False)
+    model = resolve_input_model(config.input_model, fetch=False, assets=engine.assets)
     print(f"input model: {config.input_model.type} {config.input_model.model_path}"
           + ("" if model else "  (not fetched yet: `run` fetches it)"))
     print(f"accelerator: {engine.accelerator.device} / {engine.accelerator.execution_provider}")

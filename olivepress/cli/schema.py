@@ -6,6 +6,9 @@ from pathlib import Path
 
 from olivepress.cli.common import add_flag
 from olivepress.config.schema import workflow_schema
+from olivepress.engine.search.executors import BUILTIN_EXECUTORS, executors
+from olivepress.engine.search.samplers import BUILTIN_SAMPLERS, samplers
+from olivepress.evaluation.metrics import builtin_metrics, metric_types
 from olivepress.passes.registry import PassRegistry
 
 
@@ -16,13 +19,21 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=main)
 
 
-def schema_text(registry: PassRegistry) -> str:
-    return json.dumps(workflow_schema(registry), indent=2) + "\n"
+def schema_text(registry: PassRegistry, builtin_only: bool = True) -> str:
+    """The schema with `registry`'s passes and the built-in (or also the installed plugins') metric types,
+    samplers and executors."""
+    if builtin_only:
+        metrics = builtin_metrics()
+        sampler_names, executor_names = [n for n, _ in BUILTIN_SAMPLERS], [n for n, _ in BUILTIN_EXECUTORS]
+    else:
+        metrics, sampler_names, executor_names = metric_types(), samplers().names(), executors().names()
+    schema = workflow_schema(registry, [(name, t.config) for name, t in metrics.items()], sampler_names, executor_names)
+    return json.dumps(schema, indent=2) + "\n"
 
 
 def main(args: argparse.Namespace) -> int:
     registry = PassRegistry.builtin() if args.builtin_only else PassRegistry.default()
-    text = schema_text(registry)
+    text = schema_text(registry, args.builtin_only)
     if args.output is None:
         print(text, end="")
     else:

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from olivepress.cli.common import add_flag
+from olivepress.cli.common import add_flag, check_workflow
 from olivepress.cli.run import print_plan, print_result
 from olivepress.config.source import SourceDocument, read_document
 from olivepress.engine.runner import Engine
 from olivepress.errors import OlivepressError
-from olivepress.passes.registry import PassRegistry
-from olivepress.workflow.loader import validate_document
 
 DATA_CONFIG_NAME = "data"
 
@@ -36,7 +34,8 @@ def add_data_flags(parser: argparse.ArgumentParser, required: bool) -> None:
     add_flag(group, "data_config", type=Path, default=None, metavar="FILE",
              help="a JSON/YAML file holding one data config (as in a document's data_configs); "
              "replaces the data flags below")
-    add_flag(group, "data_name", default=None, help="a datasets builder (json, csv, parquet, text) or a dataset in the local HF cache")
+    add_flag(group, "data_name", default=None,
+             help="a datasets builder (json, csv, parquet, text) or a dataset in the local HF cache")
     add_flag(group, "data_files", default=None, help="data file(s), comma-separated")
     add_flag(group, "train_split", "--split", default=None, help="the split to read (default train)")
     add_flag(group, "text_template", default=None,
@@ -97,7 +96,7 @@ def run_document(document: dict[str, Any], args: argparse.Namespace, command: st
         document["systems"] = {"local": {"type": "LocalSystem", "accelerators": [{"device": "gpu"}]}}
     if args.save_config is not None:
         args.save_config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    workflow = validate_document(SourceDocument(data=document, file=f"<olivepress {command}>"), PassRegistry.default())
+    workflow = check_workflow(SourceDocument(data=document, file=f"<olivepress {command}>"))
     engine = Engine(workflow)
     if args.dry_run:
         print_plan(engine)

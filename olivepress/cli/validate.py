@@ -3,9 +3,7 @@
 import argparse
 from pathlib import Path
 
-from olivepress.cli.common import add_flag
-from olivepress.passes.registry import PassRegistry
-from olivepress.workflow.loader import load_workflow
+from olivepress.cli.common import add_flag, read_workflow
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -16,7 +14,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    workflow = load_workflow(args.config, PassRegistry.default())
+    workflow = read_workflow(args.config)
     rewrites = workflow.rewrite_lines()
     for line in rewrites:
         print(f"rewrote {line}")

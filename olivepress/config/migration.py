@@ -2,8 +2,10 @@
 
 Each rule recognizes one older shape (the ones in the Phi-3 cookbook and Olive's examples up to
 0.7) and rewrites it in place. Anything no rule knows is left for validation to refuse, and a key
-that only an older Olive read is refused here, naming its version and the current spelling.
-Nothing is dropped silently: every rewrite, removals included, is reported.
+that only an older Olive read is refused here, naming its version and the current spelling, as is an
+older name given beside its current one. Nothing is dropped silently: every rewrite, removals
+included, is reported. Spellings that current Olive still writes are not rewritten: they are aliases
+of the pass's fields, read as they are.
 """
 
 import copy
@@ -23,7 +25,7 @@ class Rewrite:
 
 @dataclass(frozen=True)
 class OldKey:
-    """A key that only an older Olive read and that has no mechanical rewrite."""
+    """A key of an older Olive that cannot be rewritten; validation reports it as an error."""
 
     path: DocPath
     message: str
@@ -51,10 +53,17 @@ LORA_TYPES = ("LoRA", "QLoRA", "DoRA")
 # Olive's special parameter values (and their 0.1 spellings). Leaving the parameter out means the same here.
 _DEFAULT = "the parameter's default, which leaving it out gives; removed"
 _SEARCHABLE = "the pass's default search values in a search, else its default; leaving it out gives both; removed"
-DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT, "SEARCHABLE_VALUES": _SEARCHABLE, "DEFAULT_SEARCH": _SEARCHABLE}
+DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT,
+                   "SEARCHABLE_VALUES": _SEARCHABLE, "DEFAULT_SEARCH": _SEARCHABLE}
 # Olive's older pass names -> olivepress's.
 PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits"}
+# Parameters an older Olive (or transformers) spelled differently: older key -> current key. A name that
+# current Olive still writes is a pydantic alias of its field instead, and is read without a rewrite.
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
+PRE_PROCESS_RENAMES = {"source_max_len": "max_seq_len"}
+AUTOAWQ_RENAMES = {"w_bit": "bits"}
+# transformers' renames; Olive's LoRA wrote evaluation_strategy until 2025 (microsoft/Olive#1806).
+TRAINING_ARGS_RENAMES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
 SEARCH_ALGORITHMS = {"exhaustive": "sequential", "random": "random", "tpe": "tpe"}
 
 
@@ -74,10 +83,14 @@ class _Recorder:
         self.migration.rewrites.append(Rewrite(path, message))
 
     def old_key(self, holder: dict, path: DocPath, where: str, key: str) -> None:
-        """Record an old key and take it out, so that validation does not report it a second time."""
-        del holder[key]
+        """Refuse a key of OLD_KEYS, naming its Olive versions and what to write instead."""
         versions, instead = OLD_KEYS[(where, key)]
-        self.migration.old_keys.append(OldKey(path, f"a key of {versions} that olivepress does not read; use {instead}"))
+        self.refuse(holder, path, key, f"a key of {versions} that olivepress does not read; use {instead}")
+
+    def refuse(self, holder: dict, path: DocPath, key: str, message: str) -> None:
+        """Record a key that cannot be rewritten and take it out, so that validation does not report it a second time."""
+        del holder[key]
+        self.migration.old_keys.append(OldKey(path, message))
 
 
 Rule = Callable[[dict[str, Any], _Recorder], None]
@@ -114,14 +127,26 @@ def _resource(value: Any) -> str | None:
     return None
 
 
+def _rename(holder: dict, renames: dict[str, str], place: DocPath, note: _Recorder) -> None:
+    """Give each older key in `holder` its current name; an older key given beside its current one is refused."""
+    for old, new in renames.items():
+        if old not in holder:
+            continue
+        if new in holder:
+            note.refuse(holder, (*place, old), old, f"the older name of {new}, which is given too; keep one")
+        else:
+            holder[new] = holder.pop(old)
+            note.rewrite((*place, old), f"renamed {new}")
+
+
 def _rewrite_resource(holder: dict, key: str, path: DocPath, note: _Recorder) -> None:
     value = holder.get(key)
     values = value if isinstance(value, list) else [value]
     resolved = [_resource(item) for item in values]
     if not any(resolved):
         return
-    kinds = sorted({item["type"] for item, new in zip(values, resolved) if new})
-    new_values = [new or item for item, new in zip(values, resolved)]
+    kinds = sorted({item["type"] for item, new in zip(values, resolved, strict=True) if new})
+    new_values = [new or item for item, new in zip(values, resolved, strict=True)]
     holder[key] = new_values if isinstance(value, list) else new_values[0]
     note.rewrite(path, f"the {'/'.join(kinds)} resource became the path {holder[key]!r}")
 
@@ -158,7 +183,8 @@ def _input_model(doc: dict, note: _Recorder) -> None:
 
 
 def _systems(doc: dict, note: _Recorder) -> None:
-    engine = doc.get("engine") if isinstance(doc.get("engine"), dict) else {}
+    found = doc.get("engine")
+    engine: dict[str, Any] = found if isinstance(found, dict) else {}
     if "workflow_host" in doc and "host" not in engine:  # both given: left for validation to refuse
         doc.setdefault("engine", {})["host"] = doc.pop("workflow_host")
         note.rewrite(("workflow_host",), "moved to engine.host")
@@ -260,16 +286,15 @@ def _data_configs(doc: dict, note: _Recorder) -> None:
             if params.get("dataset_type") == "corpus":
                 del params["dataset_type"]
                 note.rewrite((*base, "dataset_type"), "corpus is what text pre-processing does; removed")
-            if "source_max_len" in params and "max_seq_len" not in params:
-                params["max_seq_len"] = params.pop("source_max_len")
-                note.rewrite((*base, "source_max_len"), "renamed max_seq_len")
+            _rename(params, PRE_PROCESS_RENAMES, base, note)
 
 
 def _passes(doc: dict, note: _Recorder) -> None:
     for name, entry in (doc.get("passes") or {}).items():
         if not isinstance(entry, dict):
             continue
-        holder, place = (entry["config"], ("passes", name, "config")) if isinstance(entry.get("config"), dict) else (entry, ("passes", name))
+        nested = isinstance(entry.get("config"), dict)
+        holder, place = (entry["config"], ("passes", name, "config")) if nested else (entry, ("passes", name))
         for key, value in list(holder.items()):
             if isinstance(value, str) and value in DEFAULT_MARKERS:
                 del holder[key]
@@ -285,10 +310,7 @@ def _passes(doc: dict, note: _Recorder) -> None:
                 _autoawq_params(holder, place, note)
         if entry.get("type") not in LORA_TYPES:
             continue
-        for old, new in LORA_RENAMES.items():
-            if old in holder and new not in holder:
-                holder[new] = holder.pop(old)
-                note.rewrite((*place, old), f"renamed {new}")
+        _rename(holder, LORA_RENAMES, place, note)
         if entry["type"] == "LoRA" and holder.get("double_quant"):
             entry["type"] = "QLoRA"
             note.rewrite(("passes", name, "type"), "LoRA with double_quant trains on a 4-bit base: the pass is QLoRA")
@@ -298,9 +320,7 @@ def _passes(doc: dict, note: _Recorder) -> None:
 
 
 def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
-    if "w_bit" in holder:
-        holder["bits"] = holder.pop("w_bit")
-        note.rewrite((*place, "w_bit"), "renamed bits")
+    _rename(holder, AUTOAWQ_RENAMES, place, note)
     if "zero_point" in holder:
         holder["sym"] = not holder.pop("zero_point")
         note.rewrite((*place, "zero_point"), f"became sym: {str(holder['sym']).lower()}")
@@ -311,9 +331,7 @@ def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
 
 def _training_args(training: dict, place: DocPath, note: _Recorder) -> None:
     """TrainingArguments that transformers renamed since the cookbook was written."""
-    if "evaluation_strategy" in training and "eval_strategy" not in training:
-        training["eval_strategy"] = training.pop("evaluation_strategy")
-        note.rewrite((*place, "evaluation_strategy"), "renamed eval_strategy")
+    _rename(training, TRAINING_ARGS_RENAMES, place, note)
     if "group_by_length" in training and "train_sampling_strategy" not in training:
         if training.pop("group_by_length"):
             training["train_sampling_strategy"] = "group_by_length"

@@ -1,6 +1,6 @@
 """Typed models of the workflow document's sections (everything except the passes' own parameters)."""
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -10,8 +10,7 @@ from olivepress.config.base import (
     did_you_mean,
     flatten_nested,
 )
-from olivepress.data.params import DataloaderParams, LoadDatasetParams, PreProcessParams
-from olivepress.evaluation.subtypes import METRIC_KINDS
+from olivepress.config.data_params import DataloaderParams, LoadDatasetParams, PreProcessParams
 
 # ---------------------------------------------------------------- input_model
 
@@ -34,11 +33,13 @@ class HfModelConfig(TypedSection):
 class OnnxModelConfig(TypedSection):
     kind: ClassVar[str] = "onnx"
     type: Literal["OnnxModel"]
-    model_path: str = Field(description="A folder holding the ONNX model (and genai_config.json for GenAI models), or a .onnx file.")
+    model_path: str = Field(
+        description="A folder holding the ONNX model (and genai_config.json for GenAI models), or a .onnx file."
+    )
     onnx_file_name: str | None = Field(None, description="The model file inside model_path; default model.onnx.")
 
 
-InputModelConfig = Annotated[Union[HfModelConfig, OnnxModelConfig], Field(discriminator="type")]
+InputModelConfig = Annotated[HfModelConfig | OnnxModelConfig, Field(discriminator="type")]
 
 # ---------------------------------------------------------------- systems
 
@@ -114,12 +115,14 @@ class AzureMLSystemConfig(TypedSection):
     aml_environment_config: AzureMLEnvironmentConfig | None = Field(None, description="Use a registered environment.")
     accelerators: list[AcceleratorConfig] = Field(default_factory=_default_accelerators)
     hf_token: bool = Field(
-        False, description="Olive's Hugging Face login for the job; olivepress never downloads from a hub, so it is ignored (with a warning)."
+        False, description="Olive's Hugging Face login for the job; olivepress never downloads from a hub, so it is "
+        "ignored (with a warning)."
     )
     instance_count: int = Field(1, ge=1, description="Nodes the job runs on.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags put on every job.")
     resources: dict[str, Any] | None = Field(
-        None, description="The job's resources (instance_type, shm_size, properties), as in azure-ai-ml's JobResourceConfiguration."
+        None, description="The job's resources (instance_type, shm_size, properties), as in azure-ai-ml's "
+        "JobResourceConfiguration."
     )
 
     @field_validator("aml_environment_config")
@@ -132,7 +135,7 @@ class AzureMLSystemConfig(TypedSection):
 
 
 SystemConfig = Annotated[
-    Union[LocalSystemConfig, PythonEnvironmentSystemConfig, AzureMLSystemConfig], Field(discriminator="type")
+    LocalSystemConfig | PythonEnvironmentSystemConfig | AzureMLSystemConfig, Field(discriminator="type")
 ]
 
 
@@ -150,7 +153,8 @@ class AzureMLClientConfig(ConfigModel):
     max_operation_retries: int = Field(3, ge=0, description="Retries of a service call that failed to connect.")
     operation_retry_interval: float = Field(5, ge=0, description="Seconds between those retries.")
     default_auth_params: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments of azure-identity's DefaultAzureCredential, e.g. exclude_interactive_browser_credential."
+        default_factory=dict, description="Keyword arguments of azure-identity's DefaultAzureCredential, e.g. "
+        "exclude_interactive_browser_credential."
     )
     keyvault_name: str | None = Field(
         None, description="Olive's key vault for the Hugging Face token; olivepress never downloads from a hub, so it is unused."
@@ -163,7 +167,8 @@ class DataComponentConfig(ConfigModel):
     """One stage of a data container. Olive writes its parameters under `params` or flat beside `type`."""
 
     type: str | None = Field(None, description="The component's type; default is the container's own.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the component.")
+    # Each component declares its own typed parameters model; Any lets the subclasses narrow it.
+    params: Any = Field(default_factory=dict, description="Keyword arguments of the component.")
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +219,9 @@ RELATIVE_GOALS = ("min-improvement", "max-degradation", "percent-min-improvement
 
 
 class GoalConfig(ConfigModel):
-    type: Literal["threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation"] = Field(
+    type: Literal[
+        "threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation"
+    ] = Field(
         description="threshold: at least `value` (at most, when lower is better). The others compare with the input "
         "model's value: better by at least `value` (min-improvement) or worse by at most `value` (max-degradation), "
         "in the metric's unit or, for percent-*, in percent of the input model's value."
@@ -244,52 +251,34 @@ class SubMetricConfig(ConfigModel):
     goal: GoalConfig | None = Field(None, description="What a candidate must reach to be kept.")
 
 
-class PerplexityUserConfig(ConfigModel):
-    """Perplexity takes no options: the data config's pre-processing makes the token rows (its eval split, if set)."""
+class MetricKind(NamedTuple):
+    """What a metric type reports, declared by its config class."""
+
+    sub_types: tuple[str, ...]  # empty: any name (custom metrics)
+    default_sub_type: str | None
+    higher_is_better: bool | None  # None: the document must say
+    needs_data: bool
 
 
-class GenerationUserConfig(ConfigModel):
-    prompt_template: str | None = Field(
-        None, description="Each row's prompt, with {field} replaced by the row's field, e.g. 'Tone of: {phrase}'. "
-        "Default: the row's text as the data config's pre-processing makes it."
-    )
-    use_chat_template: bool = Field(True, description="Wrap the prompt in the tokenizer's chat template, when it has one.")
-    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per prompt (greedy).")
+class MetricConfig(ConfigModel):
+    """A metric as written. When the document is loaded, the metric registry validates it again as its type's
+    own config: a subclass that declares `metric_kind` and types `user_config`."""
 
+    metric_kind: ClassVar[MetricKind | None] = None  # None: the type is not resolved yet
 
-class AccuracyUserConfig(GenerationUserConfig):
-    prompt_template: str = Field(description="Each row's prompt, with {field} replaced by the row's field, e.g. "
-                                 "'Is the tone of this phrase joy, surprise, fear or sadness? {phrase}'.")
-    label_col: str = Field(description="The field that holds the expected answer, e.g. 'tone'.")
-    max_new_tokens: int = Field(8, gt=0, description="Tokens generated per prompt (greedy); the answer is what they spell.")
-
-
-class TimingUserConfig(GenerationUserConfig):
-    warmup_num: int = Field(1, ge=0, description="Untimed generations first.")
-    repeat_test_num: int = Field(10, gt=0, description="Timed generations, cycling through the prompts.")
-
-
-class CustomUserConfig(ConfigModel):
-    user_script: str = Field(description="A Python file (relative to the current directory) or an importable module.")
-    evaluate_func: str = Field(
-        description="The function called as func(model, data_config, **evaluate_func_kwargs): model is an "
-        "olivepress HfModel or OnnxModel, data_config the metric's DataConfig or None. It returns a number "
-        "(one sub-metric) or a dict of numbers by sub-metric name."
-    )
-    evaluate_func_kwargs: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments.")
-
-
-class MetricBase(ConfigModel):
-    type: str = Field(description="The metric type.")
+    type: str = Field(description="A registered metric type, or 'package.module:attr' naming a MetricType.")
     name: str = Field(description="The metric's name; its numbers go by NAME-SUBTYPE, e.g. ppl-perplexity.")
     sub_types: list[SubMetricConfig] = Field(
         default_factory=list, description="The numbers to report; default: the metric type's main one."
     )
     data_config: str | None = Field(None, description="The data_configs entry the metric reads.")
+    user_config: Any = Field(None, description="The metric type's options.")
 
     @model_validator(mode="after")
-    def _check_sub_types_and_data(self) -> "MetricBase":
-        kind = METRIC_KINDS[self.type]
+    def _check_sub_types_and_data(self) -> "MetricConfig":
+        kind = self.metric_kind
+        if kind is None:
+            return self
         names = [sub.name for sub in self.sub_types]
         if not names and kind.default_sub_type is None:
             raise ValueError(f"sub_types: a {self.type} metric must list its sub-metrics (each with higher_is_better)")
@@ -305,41 +294,9 @@ class MetricBase(ConfigModel):
             raise ValueError(f"data_config: a {self.type} metric reads data; name a data_configs entry")
         return self
 
-
-class AccuracyMetricConfig(MetricBase):
-    type: Literal["accuracy"] = Field(description="Generated answers compared with the labels.")
-    user_config: AccuracyUserConfig
-
-
-class PerplexityMetricConfig(MetricBase):
-    type: Literal["perplexity"] = Field(description="exp of the mean next-token loss, one full-sequence forward per row.")
-    user_config: PerplexityUserConfig = Field(default_factory=PerplexityUserConfig)
-
-
-class LatencyMetricConfig(MetricBase):
-    type: Literal["latency"] = Field(description="Seconds per request: the prompt plus exactly max_new_tokens tokens.")
-    user_config: TimingUserConfig = Field(default_factory=TimingUserConfig)
-
-
-class ThroughputMetricConfig(MetricBase):
-    type: Literal["throughput"] = Field(description="Generated tokens per second, per request.")
-    user_config: TimingUserConfig = Field(default_factory=TimingUserConfig)
-
-
-class SizeOnDiskMetricConfig(MetricBase):
-    type: Literal["size_on_disk"] = Field(description="The bytes of every file of the model's folders.")
-
-
-class CustomMetricConfig(MetricBase):
-    type: Literal["custom"] = Field(description="Numbers returned by a function of yours.")
-    user_config: CustomUserConfig
-
-
-MetricConfig = Annotated[
-    Union[AccuracyMetricConfig, PerplexityMetricConfig, LatencyMetricConfig, ThroughputMetricConfig,
-          SizeOnDiskMetricConfig, CustomMetricConfig],
-    Field(discriminator="type"),
-]
+    def key_material(self) -> dict[str, Any]:
+        """What else, besides the type, options and data, can change this metric's numbers (evaluation key)."""
+        return {}
 
 
 class EvaluatorConfig(ConfigModel):
@@ -371,9 +328,10 @@ class SearchStrategyConfig(ConfigModel):
         "joint", description="joint: each candidate sets every searched parameter of every pass. pass-by-pass: the "
         "passes are searched one at a time, in order, each from the best model of the search before it."
     )
-    sampler: Literal["sequential", "random", "tpe"] = Field(
+    sampler: str = Field(
         "sequential", description="sequential: every point, in order. random: points in a seeded random order, none "
-        "twice. tpe: optuna's Tree-structured Parzen Estimator, steered by the objectives (olivepress[search])."
+        "twice. tpe: optuna's Tree-structured Parzen Estimator, steered by the objectives (olivepress[search]). "
+        "Or a sampler a plugin registers, or 'package.module:Class'."
     )
     max_samples: int = Field(0, ge=0, description="The most candidates to try (in each stage of pass-by-pass); 0: no limit.")
     max_time: float | None = Field(None, gt=0, description="Seconds after which no new candidate starts.")
@@ -392,8 +350,9 @@ class SearchStrategyConfig(ConfigModel):
         None, description="The sub-metrics (NAME-SUBTYPE, e.g. ppl-perplexity) to optimize, most important first. "
         "Default: by the evaluator's priorities."
     )
-    executor: Literal["local", "ray"] = Field(
-        "local", description="Where candidates run: local worker processes, or tasks on a Ray cluster (olivepress[ray])."
+    executor: str = Field(
+        "local", description="Where candidates run: local worker processes, or tasks on a Ray cluster (olivepress[ray]). "
+        "Or an executor a plugin registers, or 'package.module:attr'."
     )
     num_workers: int = Field(
         1, ge=1, description="Candidates run at once: local worker processes (1: in the engine's own process), or Ray "

@@ -5,18 +5,18 @@ from typing import Any
 
 import torch
 
+from olivepress.config.data_params import (
+    DataloaderParams,
+    LoadDatasetParams,
+    PreProcessParams,
+    check_eval_size,
+)
 from olivepress.config.sections import DataConfig
 from olivepress.data.files import (
     FILE_FORMATS,
     cached_hub_dataset,
     check_json_file,
     local_data_files,
-)
-from olivepress.data.params import (
-    DataloaderParams,
-    LoadDatasetParams,
-    PreProcessParams,
-    check_eval_size,
 )
 from olivepress.data.text import text_function
 from olivepress.data.tokens import (
@@ -100,7 +100,8 @@ class HuggingfaceContainer:
             return self._tokenized(tokenizer, rows, "train"), None
         if isinstance(eval_size, int) and eval_size >= len(rows):
             raise OlivepressError(
-                f"data_configs.{self.config.name}: eval_dataset_size {eval_size} leaves no training rows (the data has {len(rows)})"
+                f"data_configs.{self.config.name}: eval_dataset_size {eval_size} leaves no training rows "
+                f"(the data has {len(rows)})"
             )
         split = rows.train_test_split(test_size=eval_size, seed=params.random_seed, shuffle=True)
         return self._tokenized(tokenizer, split["train"], "train"), self._tokenized(tokenizer, split["test"], "eval")

@@ -2,22 +2,28 @@
 
 import glob
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from olivepress.config.sections import DataConfig
 from olivepress.errors import OlivepressError
-from olivepress.models.azureml_assets import asset_data_files, is_azureml_uri
+from olivepress.models.azureml_assets import (
+    AssetStore,
+    asset_data_files,
+    is_azureml_uri,
+)
 
 FILE_FORMATS = ("json", "csv", "parquet", "text", "arrow")  # the `datasets` builders read from local files
 
 
-def local_data_files(data_files: str | list[str] | None) -> list[Path]:
+def local_data_files(data_files: str | list[str] | None, assets: AssetStore | None = None) -> list[Path]:
     """The files named by `data_files` (relative to the current directory), glob patterns expanded in order;
-    an AzureML datastore URI is downloaded once into the cache."""
-    patterns = [data_files] if isinstance(data_files, str) else list(data_files or [])
+    an AzureML datastore URI is downloaded once into `assets` (an error where there is none)."""
+    patterns = _patterns(data_files)
     files: list[Path] = []
     for pattern in patterns:
         if is_azureml_uri(pattern):
-            files.extend(asset_data_files(pattern))
+            files.extend(asset_data_files(pattern, assets))
         elif glob.has_magic(pattern):
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
             if not matches:
@@ -28,6 +34,44 @@ def local_data_files(data_files: str | list[str] | None) -> list[Path]:
         else:
             raise OlivepressError(f"data file not found: {pattern}")
     return [file.resolve() for file in files]
+
+
+def _patterns(data_files: str | list[str] | None) -> list[str]:
+    return [data_files] if isinstance(data_files, str) else list(data_files or [])
+
+
+def with_local_files(config: DataConfig, assets: AssetStore) -> DataConfig:
+    """`config` with each AzureML datastore URI in its data_files replaced by the downloaded files."""
+    params = config.load_dataset_config.params
+    patterns = _patterns(params.data_files)
+    if not any(is_azureml_uri(pattern) for pattern in patterns):
+        return config
+    files = [str(file) for pattern in patterns
+             for file in (asset_data_files(pattern, assets) if is_azureml_uri(pattern) else [pattern])]
+    load = config.load_dataset_config
+    local_load = load.model_copy(update={"params": params.model_copy(update={"data_files": files})})
+    return config.model_copy(update={"load_dataset_config": local_load})
+
+
+class LocalDataConfigs(Mapping[str, DataConfig]):
+    """Data configs by name, each with its AzureML data files downloaded into `assets` on first use, so that
+    whoever reads them (a pass, a metric, a worker) finds local files and needs no asset store."""
+
+    def __init__(self, configs: Mapping[str, DataConfig], assets: AssetStore):
+        self.configs = configs
+        self.assets = assets
+        self._local: dict[str, DataConfig] = {}
+
+    def __getitem__(self, name: str) -> DataConfig:
+        if name not in self._local:
+            self._local[name] = with_local_files(self.configs[name], self.assets)
+        return self._local[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.configs)
+
+    def __len__(self) -> int:
+        return len(self.configs)
 
 
 def check_json_file(path: Path) -> None:

@@ -4,7 +4,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from olivepress.data.params import PreProcessParams
+from olivepress.config.data_params import PreProcessParams
 from olivepress.errors import OlivepressError
 
 Row = dict[str, Any]

@@ -106,7 +106,7 @@ class Cache:
 
     def publish(self, key: str, staging: Path, model: ModelHandle, record: EntryRecord) -> CacheEntry:
         """Record the staged output's file hashes and move it into place in one rename."""
-        files = {
+        files: dict[str, dict[str, Any]] = {
             rel: {"size": (staging / rel).stat().st_size, "sha256": self.memo.file_hash(staging / rel)}
             for rel in list_files(staging)
         }

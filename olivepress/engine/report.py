@@ -87,7 +87,7 @@ def write_report(folder: Path, search: "SearchResult", workflow_id: str) -> list
 def report_text(search: "SearchResult", workflow_id: str) -> str:
     candidates = search.candidates
     succeeded = [c for c in candidates if c.succeeded]
-    best = search.best
+    best = search.require_best()
     lines = [
         f"# Search report: {workflow_id}",
         "",
@@ -179,7 +179,7 @@ def plot_pareto(path: Path, search: "SearchResult") -> None:
     if len(objectives) >= 2 and all(o.name in baseline for o in objectives[:2]):
         axes.scatter([baseline[objectives[0].name]], [baseline[y_objective.name]], marker="x", s=80, color="black",
                      label="input model", zorder=3)
-    best = search.best
+    best = search.require_best()
     axes.scatter([x_of(best)], [y_of(best)], marker="*", s=300, color="#e45756", label=f"best (#{best.number})", zorder=4)
     for c in shown:
         axes.annotate(str(c.number), (x_of(c), y_of(c)), textcoords="offset points", xytext=(5, 5), fontsize=8)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from olivepress import __version__
 from olivepress.config.sections import DataConfig
+from olivepress.data.files import LocalDataConfigs
 from olivepress.data.fingerprint import data_fingerprint
 from olivepress.engine.cache import Cache, CacheEntry, EntryRecord
 from olivepress.engine.keys import model_key, pass_key
@@ -20,10 +21,13 @@ from olivepress.engine.output import check_output_dir, write_output
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.hashing import library_versions
 from olivepress.log import logger
-from olivepress.models.azureml_assets import AssetStore, use_asset_store
+from olivepress.models.azureml_assets import AssetStore
 from olivepress.models.handles import ModelHandle
 from olivepress.models.resolve import resolve_input_model
 from olivepress.passes.base import PassContext
+from olivepress.systems.azureml.client import asset_connect
+from olivepress.systems.azureml.client import connect as azureml_connect
+from olivepress.systems.azureml.service import Connect
 from olivepress.systems.targets import create_target
 from olivepress.workflow.plan import PassStep, Workflow, chain_problem
 
@@ -87,18 +91,24 @@ class Engine:
     - `pass_key(step, input_key)` for each step, in order from the input model's key;
     - `obtain(step, input_key, build)` to look an output up or publish what `build` made;
     - `footprint(...)` for the record written beside the output.
+
+    `connect` opens AzureML services (a test hands in a double); `assets` is where azureml:// models and data
+    files are downloaded, into this engine's cache.
     """
 
-    def __init__(self, workflow: Workflow):
+    def __init__(self, workflow: Workflow, connect: Connect = azureml_connect):
         self.workflow = workflow
         self.accelerator = workflow.config.accelerator()
         check_plan(workflow)
         engine = workflow.config.engine
         self.cache = Cache(Path(engine.cache_dir))
-        use_asset_store(AssetStore(self.cache.root, workflow.config.azureml_client))  # azureml:// models and data files
-        self.target = create_target(workflow, self.cache.root, self.cache.memo)
+        self.connect = connect
+        self.assets = AssetStore(self.cache.root, asset_connect(workflow.config.azureml_client, connect))
+        self.target = create_target(workflow, self.cache.memo, connect)
         self.output_dir = Path(engine.output_dir)
+        # as the document has them (their fingerprints are in the keys), and as passes and metrics read them
         self.data_configs: dict[str, DataConfig] = {data.name: data for data in workflow.config.data_configs}
+        self.local_data_configs = LocalDataConfigs(self.data_configs, self.assets)
         self._data_fingerprints: dict[str, str] = {}
 
     def begin(self) -> None:
@@ -110,7 +120,7 @@ class Engine:
     def run(self) -> RunResult:
         started = time.perf_counter()
         self.begin()
-        model = resolve_input_model(self.workflow.config.input_model)
+        model = resolve_input_model(self.workflow.config.input_model, assets=self.assets)
         input_key = key = model_key(model, self.cache.memo)
         if self.workflow.config.engine.evaluator is not None:
             return self._search(model, input_key, started)
@@ -132,14 +142,15 @@ class Engine:
         from olivepress.engine.search.driver import run_search
 
         search = run_search(self, model, input_key)
-        best = search.best
-        footprint = self.footprint(input_key, best.model_key, best.steps)
+        best = search.require_best()
+        best_model, best_key = best.output()
+        footprint = self.footprint(input_key, best_key, best.steps)
         footprint["output_model"]["metrics"] = best.metrics
         footprint["search"] = search.footprint()
         self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.output_dir.resolve().parent, prefix=".report-") as report_dir:
             reports = write_report(Path(report_dir), search, self.workflow.config.workflow_id)
-            exported = write_output(self.output_dir, best.model, footprint)
+            exported = write_output(self.output_dir, best_model, footprint)
             for report in reports:
                 os.replace(report, self.output_dir / report.name)
         return RunResult(self.output_dir, exported, best.steps, time.perf_counter() - started, search)
@@ -160,7 +171,9 @@ class Engine:
         from olivepress.evaluation.evaluator import Evaluator
 
         config = self.workflow.config
-        return Evaluator(config.evaluators[config.engine.evaluator], self.data_configs, self.accelerator,
+        if config.engine.evaluator is None:
+            raise OlivepressError("engine.evaluator is not set: there is no evaluator to score models with")
+        return Evaluator(config.evaluators[config.engine.evaluator], self.local_data_configs, self.accelerator,
                          self.cache.root, self._data_fingerprint)
 
     def predicted_keys(self, model: ModelHandle) -> list[tuple[PassStep, str, bool]]:
@@ -179,7 +192,7 @@ class Engine:
 
     def _data_fingerprint(self, name: str) -> str:
         if name not in self._data_fingerprints:
-            self._data_fingerprints[name] = data_fingerprint(self.data_configs[name], self.cache.memo)
+            self._data_fingerprints[name] = data_fingerprint(self.data_configs[name], self.cache.memo, self.assets)
         return self._data_fingerprints[name]
 
     def obtain(self, step: PassStep, input_key: str, build: Builder) -> tuple[CacheEntry, str]:
@@ -216,7 +229,7 @@ class Engine:
         scratch = output_dir.parent / "scratch"  # beside the output in the staging folder, gone before it is published
         scratch.mkdir()
         context = PassContext(output_dir=output_dir, scratch_dir=scratch, accelerator=self.accelerator, logger=logger,
-                              data_configs=self.data_configs)
+                              data_configs=self.local_data_configs)
         started = time.perf_counter()
         try:
             output = self.target.run_pass(step, model, context)

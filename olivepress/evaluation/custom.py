@@ -4,11 +4,38 @@ import importlib
 import importlib.util
 import numbers
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from olivepress.config.sections import CustomUserConfig, DataConfig
+from pydantic import Field
+
+from olivepress.config.base import ConfigModel
+from olivepress.config.sections import DataConfig, MetricConfig, MetricKind
 from olivepress.errors import OlivepressError
+from olivepress.evaluation.metrics import MeasureContext
+from olivepress.hashing import sha256_file
 from olivepress.models.handles import ModelHandle
+
+
+class CustomUserConfig(ConfigModel):
+    user_script: str = Field(description="A Python file (relative to the current directory) or an importable module.")
+    evaluate_func: str = Field(
+        description="The function called as func(model, data_config, **evaluate_func_kwargs): model is an "
+        "olivepress HfModel or OnnxModel, data_config the metric's DataConfig or None. It returns a number "
+        "(one sub-metric) or a dict of numbers by sub-metric name."
+    )
+    evaluate_func_kwargs: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments.")
+
+
+class CustomMetricConfig(MetricConfig):
+    metric_kind: ClassVar[MetricKind] = MetricKind((), None, None, False)
+    description: ClassVar[str] = "Numbers returned by a function of yours."
+    user_config: CustomUserConfig
+
+    def key_material(self) -> dict[str, Any]:
+        """The script's content and the sub-metrics asked for."""
+        script = script_file(self.user_config)
+        return {"script": sha256_file(script) if script is not None and script.is_file() else None,
+                "sub_types": [sub.name for sub in self.sub_types]}
 
 
 def script_file(user: CustomUserConfig) -> Path | None:
@@ -20,8 +47,9 @@ def script_file(user: CustomUserConfig) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin else None
 
 
-def measure(model: ModelHandle, user: CustomUserConfig, data_config: DataConfig | None,
-            sub_types: list[str]) -> dict[str, float]:
+def measure(metric: CustomMetricConfig, model: ModelHandle, data_config: DataConfig | None,
+            context: MeasureContext) -> dict[str, float]:
+    user, sub_types = metric.user_config, [sub.name for sub in metric.sub_types]
     function = _function(user)
     result = function(model, data_config, **user.evaluate_func_kwargs)
     if isinstance(result, numbers.Real) and len(sub_types) == 1:
@@ -42,6 +70,8 @@ def _function(user: CustomUserConfig) -> Any:
             if not path.is_file():
                 raise OlivepressError(f"user_config.user_script: {path}: no such file")
             spec = importlib.util.spec_from_file_location(f"olivepress_user_metric_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError("not a Python source file")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:

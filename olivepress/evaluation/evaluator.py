@@ -4,17 +4,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from olivepress import __version__
 from olivepress.config.sections import DataConfig, EvaluatorConfig, MetricConfig
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.cache import EvaluationCache
-from olivepress.evaluation.objectives import sub_metrics
-from olivepress.evaluation.subtypes import sub_metric_name
+from olivepress.evaluation.metrics import MeasureContext, metric_types, typed_metric
+from olivepress.evaluation.objectives import sub_metric_name, sub_metrics
 from olivepress.hardware import Accelerator
-from olivepress.hashing import digest, library_versions, sha256_file
+from olivepress.hashing import digest, library_versions
 from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
+
+if TYPE_CHECKING:
+    from olivepress.evaluation.generation import Generator
 
 # Part of every evaluation key: bump it whenever a change could change a measured value.
 EVALUATION_VERSION = "1"
@@ -29,18 +33,19 @@ class Evaluation:
 class Evaluator:
     def __init__(self, config: EvaluatorConfig, data_configs: Mapping[str, DataConfig], accelerator: Accelerator,
                  cache_root: Path, data_fingerprint: Callable[[str], str]):
-        self.config = config
+        self.config = config.model_copy(update={"metrics": [typed_metric(metric) for metric in config.metrics]})
         self.data_configs = data_configs
         self.accelerator = accelerator
         self.cache = EvaluationCache(cache_root)
         self.data_fingerprint = data_fingerprint
         self.sub_metrics = sub_metrics(config)
-        self._generator = None  # loaded once per evaluation, by the first metric that generates
+        self._generator: Generator | None = None  # loaded once per evaluation, by the first metric that generates
 
     def key(self, metric: MetricConfig, model_key: str) -> str:
         """What can change the numbers: the model, the metric's type and options, its data's content, the
-        accelerator, the libraries, and for custom metrics the script's content and the sub-metrics asked for."""
-        user_config = getattr(metric, "user_config", None)
+        accelerator, the libraries, and what the metric's type adds (custom: the script's content and the
+        sub-metrics asked for)."""
+        user_config = metric.user_config
         description = {
             "model": model_key,
             "type": metric.type,
@@ -49,13 +54,8 @@ class Evaluator:
             "accelerator": self.accelerator.as_dict(),
             "libraries": library_versions(),
             "evaluation_version": EVALUATION_VERSION,
+            **metric.key_material(),
         }
-        if metric.type == "custom":
-            from olivepress.evaluation.custom import script_file
-
-            script = script_file(metric.user_config)
-            description["script"] = sha256_file(script) if script is not None and script.is_file() else None
-            description["sub_types"] = [sub.name for sub in metric.sub_types]
         return digest(description)
 
     def evaluate(self, model: ModelHandle, model_key: str) -> Evaluation:
@@ -81,7 +81,7 @@ class Evaluator:
             self._generator = None  # the model loaded for generation goes with this evaluation
         return Evaluation(values, cached=not measured)
 
-    def _generator_for(self, model: ModelHandle):
+    def _generator_for(self, model: ModelHandle) -> "Generator":
         from olivepress.evaluation.generation import open_generator
 
         if self._generator is None:
@@ -90,25 +90,8 @@ class Evaluator:
 
     def _measure(self, metric: MetricConfig, model: ModelHandle) -> dict[str, float]:
         data = self.data_configs[metric.data_config] if metric.data_config else None
+        context = MeasureContext(self.accelerator, lambda: self._generator_for(model))
         try:
-            if metric.type == "perplexity":
-                from olivepress.evaluation import perplexity
-
-                return perplexity.measure(model, data, self.accelerator)
-            if metric.type == "accuracy":
-                from olivepress.evaluation import accuracy
-
-                return accuracy.measure(self._generator_for(model), metric.user_config, data)
-            if metric.type in ("latency", "throughput"):
-                from olivepress.evaluation import timing
-
-                return timing.measure(metric.type, self._generator_for(model), metric.user_config, data)
-            if metric.type == "size_on_disk":
-                from olivepress.evaluation import size
-
-                return size.measure(model)
-            from olivepress.evaluation import custom
-
-            return custom.measure(model, metric.user_config, data, [sub.name for sub in metric.sub_types])
+            return metric_types().get(metric.type).measure(metric, model, data, context)
         except OlivepressError as error:
             raise OlivepressError(f"metric '{metric.name}': {error}") from error

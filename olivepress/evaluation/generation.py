@@ -5,8 +5,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
+from olivepress.config.base import ConfigModel
 from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+
+
+class GenerationUserConfig(ConfigModel):
+    """The options of metrics that generate answers (accuracy, latency, throughput)."""
+
+    prompt_template: str | None = Field(
+        None, description="Each row's prompt, with {field} replaced by the row's field, e.g. 'Tone of: {phrase}'. "
+        "Default: the row's text as the data config's pre-processing makes it."
+    )
+    use_chat_template: bool = Field(True, description="Wrap the prompt in the tokenizer's chat template, when it has one.")
+    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per prompt (greedy).")
 
 
 @dataclass(frozen=True)

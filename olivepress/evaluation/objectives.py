@@ -4,7 +4,12 @@ from dataclasses import dataclass
 
 from olivepress.config.sections import EvaluatorConfig, GoalConfig, SubMetricConfig
 from olivepress.errors import OlivepressError
-from olivepress.evaluation.subtypes import METRIC_KINDS, sub_metric_name
+from olivepress.evaluation.metrics import typed_metric
+
+
+def sub_metric_name(metric: str, sub_type: str) -> str:
+    """The name a sub-metric goes by in objectives, footprints and reports."""
+    return f"{metric}-{sub_type}"
 
 
 @dataclass(frozen=True)
@@ -24,9 +29,11 @@ def sub_metrics(evaluator: EvaluatorConfig) -> list[SubMetric]:
     """Every number the evaluator reports, in the order written (a metric with no sub_types: its main one)."""
     found = []
     for metric in evaluator.metrics:
-        kind = METRIC_KINDS[metric.type]
+        kind = typed_metric(metric).metric_kind
+        assert kind is not None  # a typed metric declares it
         for sub in metric.sub_types or [SubMetricConfig(name=kind.default_sub_type)]:
             higher = sub.higher_is_better if sub.higher_is_better is not None else kind.higher_is_better
+            assert higher is not None  # the typed metric's validator demands one when its kind has no default
             found.append(SubMetric(sub_metric_name(metric.name, sub.name), metric.name, sub.name, higher, sub.goal))
     return found
 
@@ -40,8 +47,8 @@ def objectives(evaluator: EvaluatorConfig, names: list[str] | None = None) -> li
             raise OlivepressError(f"no sub-metric named '{unknown[0]}'; the evaluator makes {', '.join(by_name)}")
         return [by_name[name] for name in names]
     ranked = sorted(
-        ((sub.priority, sub_metric_name(metric.name, sub.name)) for metric in evaluator.metrics
-         for sub in metric.sub_types if sub.priority >= 1)
+        (sub.priority, sub_metric_name(metric.name, sub.name)) for metric in evaluator.metrics
+         for sub in metric.sub_types if sub.priority >= 1
     )
     return [by_name[name] for _, name in ranked] or list(by_name.values())
 

@@ -60,7 +60,7 @@ class OnnxDecoder:
     def _past_shape(self, value) -> tuple[int, ...]:
         """[batch 1, kv heads, past length 0, head size], from the graph's static dims or genai_config.json."""
         heads, head_size = (dim if isinstance(dim, int) else known
-                            for dim, known in zip(value.shape[1:4:2], self._kv_shape))
+                            for dim, known in zip(value.shape[1:4:2], self._kv_shape, strict=True))
         if heads is None or head_size is None:
             raise OlivepressError(f"graph input {value.name}: cannot tell its heads and head size")
         return (1, heads, 0, head_size)

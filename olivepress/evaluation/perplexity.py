@@ -1,18 +1,33 @@
 """Perplexity: exp of the mean next-token loss over the data's token rows, one full-sequence forward per row."""
 
 import math
+from typing import ClassVar
 
+from pydantic import Field
 from tqdm import tqdm
 
-from olivepress.config.sections import DataConfig
-from olivepress.data.tokens import IGNORE_INDEX
+from olivepress.config.base import ConfigModel
+from olivepress.config.sections import DataConfig, MetricConfig, MetricKind
 from olivepress.errors import OlivepressError
+from olivepress.evaluation.metrics import MeasureContext
 from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
 
 
-def measure(model: ModelHandle, data_config: DataConfig, accelerator: Accelerator) -> dict[str, float]:
+class PerplexityUserConfig(ConfigModel):
+    """Perplexity takes no options: the data config's pre-processing makes the token rows (its eval split, if set)."""
+
+
+class PerplexityMetricConfig(MetricConfig):
+    metric_kind: ClassVar[MetricKind] = MetricKind(("perplexity",), "perplexity", False, True)
+    description: ClassVar[str] = "exp of the mean next-token loss, one full-sequence forward per row."
+    user_config: PerplexityUserConfig = Field(default_factory=PerplexityUserConfig)
+
+
+def measure(metric: PerplexityMetricConfig, model: ModelHandle, data_config: DataConfig,
+            context: MeasureContext) -> dict[str, float]:
     """Token rows as the data config's pre-processing makes them (its eval split, if it sets one)."""
+    accelerator = context.accelerator
     from olivepress.data.container import HuggingfaceContainer
     from olivepress.models.loading import load_tokenizer
 
@@ -33,7 +48,7 @@ def _torch_nll(model: HfModel, rows, batch_size: int, tokenizer, accelerator: Ac
     import torch.nn.functional as F
 
     from olivepress.data.container import pad_id
-    from olivepress.data.tokens import PadCollator
+    from olivepress.data.tokens import IGNORE_INDEX, PadCollator
     from olivepress.evaluation.torch_model import load_for_eval, torch_device
 
     device = torch_device(accelerator)
@@ -56,6 +71,7 @@ def _onnx_nll(model: OnnxModel, rows, accelerator: Accelerator) -> tuple[float, 
     """One row at a time, so that no padding goes through the graph."""
     import numpy as np
 
+    from olivepress.data.tokens import IGNORE_INDEX
     from olivepress.evaluation.onnx_forward import OnnxDecoder
 
     decoder = OnnxDecoder(model, accelerator.execution_provider)

@@ -17,10 +17,10 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 from filelock import FileLock
 
@@ -29,7 +29,7 @@ from olivepress.files import staged_folder
 from olivepress.log import logger
 
 if TYPE_CHECKING:
-    from olivepress.config.sections import AzureMLClientConfig, InputModelConfig
+    from olivepress.config.sections import InputModelConfig
 
 ASSET_FILE = "asset.json"
 
@@ -73,7 +73,7 @@ class DatastorePath:
         return self.path.endswith("/")
 
 
-Asset = Union[RegistryModel, WorkspaceModel, DatastorePath]
+Asset = RegistryModel | WorkspaceModel | DatastorePath
 
 
 def is_azureml_uri(value: str) -> bool:
@@ -91,12 +91,32 @@ def parse_asset_uri(uri: str) -> Asset:
     raise OlivepressError(f"{uri}: not an AzureML asset URI this version reads (the forms are {FORMS})")
 
 
-class AssetStore:
-    """Downloads of AzureML assets under one cache root."""
+class AssetService(Protocol):
+    """The part of an AzureML service connection that downloads assets (systems/azureml/client.py has one)."""
 
-    def __init__(self, cache_root: Path, client: "AzureMLClientConfig | None" = None):
+    def download_model(self, asset: RegistryModel | WorkspaceModel, into: Path) -> None:
+        """Download the model's files into the folder `into`, which it creates."""
+
+    def download_datastore_path(self, asset: DatastorePath, into: Path) -> None:
+        """Download the datastore file or folder into the folder `into`, which it creates."""
+
+
+# Connects to the service that holds an asset (a registry, or a workspace); called once per download.
+AssetConnect = Callable[[Asset], AssetService]
+
+
+class AssetStore:
+    """Downloads of AzureML assets under one cache root, through the connections `connect` makes."""
+
+    def __init__(self, cache_root: Path, connect: AssetConnect):
         self.root = cache_root.resolve()
-        self.client = client
+        self.connect = connect
+
+    @overload
+    def folder(self, uri: str, fetch: Literal[True] = True) -> Path: ...
+
+    @overload
+    def folder(self, uri: str, fetch: bool) -> Path | None: ...
 
     def folder(self, uri: str, fetch: bool = True) -> Path | None:
         """The local folder holding the asset's files; None when `fetch` is off and it is not downloaded yet."""
@@ -119,7 +139,7 @@ class AssetStore:
             shutil.rmtree(leftover, ignore_errors=True)  # an earlier, interrupted download of this asset
         logger.info("downloading %s into the cache", uri)
         with staged_folder(target, staging_parent=staging_dir, prefix=digest) as staging:
-            service = self._service(asset)
+            service = self.connect(asset)
             if isinstance(asset, DatastorePath):
                 service.download_datastore_path(asset, staging / "files")
             else:
@@ -129,35 +149,20 @@ class AssetStore:
             record = {"uri": uri, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (staging / ASSET_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
-    def _service(self, asset: Asset):
-        from olivepress.systems.azureml import client
-        from olivepress.systems.azureml.workspace import Workspace, resolve_workspace
 
-        if isinstance(asset, RegistryModel):
-            return client.connect(self.client, registry=asset.registry)
-        if isinstance(asset, DatastorePath) and asset.workspace is not None:
-            return client.connect(self.client, Workspace(*asset.workspace))
-        return client.connect(self.client, resolve_workspace(self.client))
-
-
-_store: AssetStore | None = None
+def require_store(store: AssetStore | None, uri: str) -> AssetStore:
+    """`store`; where there is none, an error (after checking the URI's form): whoever reads an asset is handed
+    the store, as a workflow's engine hands its own."""
+    parse_asset_uri(uri)
+    if store is None:
+        raise OlivepressError(f"{uri}: AzureML assets are read only in a workflow run, which downloads them into its cache")
+    return store
 
 
-def use_asset_store(store: AssetStore) -> None:
-    """Where this process downloads assets to (the engine sets its cache; a pass's worker sets the same)."""
-    global _store
-    _store = store
-
-
-def asset_store() -> AssetStore:
-    from olivepress.models.default_model import olivepress_home
-
-    return _store or AssetStore(olivepress_home() / "azureml")
-
-
-def with_downloaded_model(config: "InputModelConfig", fetch: bool = True) -> "InputModelConfig | None":
+def with_downloaded_model(config: "InputModelConfig", store: AssetStore | None,
+                          fetch: bool = True) -> "InputModelConfig | None":
     """`config` with its azureml model_path replaced by the downloaded folder; None when not fetched and `fetch` is off."""
-    root = asset_store().folder(config.model_path, fetch)
+    root = require_store(store, config.model_path).folder(config.model_path, fetch)
     if root is None:
         return None
     markers = ("config.json",) if config.type == "HfModel" else (config.onnx_file_name or "model.onnx",)
@@ -176,12 +181,12 @@ def model_root(folder: Path, markers: Sequence[str]) -> Path:
     return folder
 
 
-def asset_data_files(uri: str) -> list[Path]:
+def asset_data_files(uri: str, store: AssetStore | None) -> list[Path]:
     """The downloaded files of a datastore file or folder, in name order."""
     asset = parse_asset_uri(uri)
     if not isinstance(asset, DatastorePath):
         raise OlivepressError(f"data file {uri}: a model is not a data file; name a datastore path ({FORMS.split(', ')[-1]})")
-    folder = asset_store().folder(uri)
+    folder = require_store(store, uri).folder(uri)
     files = sorted(path for path in folder.rglob("*") if path.is_file())
     if not files:
         raise OlivepressError(f"data file not found: {uri} holds no files")

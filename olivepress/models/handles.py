@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 ModelKind = Literal["hf", "onnx"]
 
@@ -60,7 +60,7 @@ class OnnxModel:
                 "adapters": self.adapters}
 
 
-ModelHandle = Union[HfModel, OnnxModel]
+ModelHandle = HfModel | OnnxModel
 
 
 def handle_from_config(config: dict[str, Any]) -> ModelHandle:

@@ -17,9 +17,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from olivepress.errors import OlivepressError
 from olivepress.files import write_atomic
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ADAPTER_FILE_SUFFIX = ".onnx_adapter"
 DEFAULT_ADAPTER_FILE = "adapter_weights.onnx_adapter"
@@ -89,6 +93,14 @@ def target_of_weight(name: str) -> tuple[LoraTarget, str] | None:
     return LoraTarget(int(layer), block, projection), which
 
 
+def lora_weight_target(name: str) -> tuple[LoraTarget, str]:
+    """`target_of_weight` of a name already known to be a LoRA weight of the contract."""
+    found = target_of_weight(name)
+    if found is None:
+        raise ValueError(f"{name} is not a LoRA weight name")
+    return found
+
+
 @dataclass(frozen=True)
 class AttentionSizes:
     """Output rows of q and of k (= v) inside a packed qkv_proj."""
@@ -118,7 +130,8 @@ def peft_lora_config(adapter_dir: Path) -> dict:
     if config.get("peft_type") != "LORA":
         raise OlivepressError(f"{adapter_dir}: a {config.get('peft_type')} adapter; only LoRA adapters can be exported")
     if config.get("use_dora"):
-        raise OlivepressError(f"{adapter_dir}: a DoRA adapter cannot be a swappable ONNX adapter; merge it with MergeAdapterWeights")
+        raise OlivepressError(f"{adapter_dir}: a DoRA adapter cannot be a swappable ONNX adapter; "
+                              "merge it with MergeAdapterWeights")
     if config.get("bias", "none") != "none":
         raise OlivepressError(f"{adapter_dir}: LoRA with bias='{config['bias']}' cannot be exported; train with bias='none'")
     if config.get("modules_to_save"):
@@ -137,7 +150,7 @@ def peft_targets(adapter_dir: Path) -> list[LoraTarget]:
                   for projection in _PACKED.get(module, (module,)))
 
 
-def onnx_adapter_weights(adapter_dir: Path, sizes: AttentionSizes | None, dtype: str = "float32") -> dict[str, "object"]:
+def onnx_adapter_weights(adapter_dir: Path, sizes: AttentionSizes | None, dtype: str = "float32") -> dict[str, "np.ndarray"]:
     """A PEFT LoRA adapter as {graph input name: numpy array}, laid out as the exported graph takes them."""
     import numpy as np
     import torch
@@ -154,7 +167,7 @@ def onnx_adapter_weights(adapter_dir: Path, sizes: AttentionSizes | None, dtype:
                 raise OlivepressError(
                     f"{adapter_dir}: {module} of layer {layer} has {lora_b.shape[0]} output rows, but the model packs {split}"
                 )
-            parts = list(zip(_PACKED[module], torch.split(lora_b, split, dim=0)))
+            parts = list(zip(_PACKED[module], torch.split(lora_b, split, dim=0), strict=True))
         for projection, part_b in parts:
             target = LoraTarget(layer, block, projection)
             arrays[target.weight_name("A")] = lora_a.T.contiguous().numpy().astype(dtype)
@@ -222,7 +235,7 @@ def _by_pattern(patterns: dict, module_path: str, default):
 
 # ---- adapter files ----------------------------------------------------------------------------
 
-def write_adapter_file(path: Path, weights: dict[str, "object"]) -> None:
+def write_adapter_file(path: Path, weights: dict[str, "np.ndarray"]) -> None:
     """Write {name: numpy array} as an .onnx_adapter file, atomically."""
     import numpy as np
     import onnxruntime as ort
@@ -237,7 +250,7 @@ def write_adapter_file(path: Path, weights: dict[str, "object"]) -> None:
     write_atomic(path, lambda partial: adapter.export_adapter(str(partial)))
 
 
-def read_adapter_file(path: Path) -> dict[str, "object"]:
+def read_adapter_file(path: Path) -> dict[str, "np.ndarray"]:
     """An .onnx_adapter file as {name: numpy array}."""
     import onnxruntime as ort
 
@@ -289,14 +302,14 @@ def folder_lora_inputs(model_dir: Path) -> dict[str, LoraInput]:
     return graph_lora_inputs(onnx.load(str(model_dir / decoder["filename"]), load_external_data=False).graph)
 
 
-def check_adapter_fits(weights: dict[str, "object"], inputs: dict[str, LoraInput], source: str) -> None:
+def check_adapter_fits(weights: dict[str, "np.ndarray"], inputs: dict[str, LoraInput], source: str) -> None:
     """Refuse adapter weights that the graph cannot take: unknown names, wrong sizes or dtypes."""
     if not inputs:
         raise OlivepressError(f"{source}: the model has no LoRA inputs; export it with an adapter "
                               "(auto-opt --adapter_path, or ModelBuilder + ExtractAdapters)")
     unknown = sorted(set(weights) - set(inputs))
     if unknown:
-        modules = sorted({target_of_weight(name)[0].module for name in inputs})
+        modules = sorted({lora_weight_target(name)[0].module for name in inputs})
         raise OlivepressError(
             f"{source}: {len(unknown)} weights are not inputs of the model (e.g. {unknown[0]}); "
             f"the model takes LoRA on {', '.join(modules)}"

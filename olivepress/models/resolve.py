@@ -1,22 +1,39 @@
 """Turning the document's `input_model` into a model handle, offline."""
 
 from pathlib import Path
+from typing import Literal, overload
 
 from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
 from olivepress.errors import OlivepressError
 from olivepress.files import MODEL_CONFIG_FILE
 from olivepress.models import default_model
-from olivepress.models.azureml_assets import is_azureml_uri, with_downloaded_model
+from olivepress.models.azureml_assets import (
+    AssetStore,
+    is_azureml_uri,
+    with_downloaded_model,
+)
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
 
 
-def resolve_input_model(config: InputModelConfig, fetch: bool = True) -> ModelHandle | None:
+@overload
+def resolve_input_model(config: InputModelConfig, fetch: Literal[True] = True,
+                        assets: AssetStore | None = None) -> ModelHandle: ...
+
+
+@overload
+def resolve_input_model(config: InputModelConfig, fetch: bool,
+                        assets: AssetStore | None = None) -> ModelHandle | None: ...
+
+
+def resolve_input_model(config: InputModelConfig, fetch: bool = True,
+                        assets: AssetStore | None = None) -> ModelHandle | None:
     """The handle of the input model; None only when `fetch` is off and a built-in model or an AzureML asset
-    is not fetched yet."""
+    is not fetched yet. An AzureML asset is downloaded into `assets` (an error where there is none)."""
     if is_azureml_uri(config.model_path):
-        config = with_downloaded_model(config, fetch)
-        if config is None:
+        downloaded = with_downloaded_model(config, assets, fetch)
+        if downloaded is None:
             return None
+        config = downloaded
     if isinstance(config, OnnxModelConfig):
         return _onnx_model(config)
     return _hf_model(config, fetch)
@@ -33,7 +50,8 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
     if config.adapter_path is not None:
         adapter = Path(config.adapter_path).resolve()
         if not (adapter / "adapter_config.json").is_file():
-            raise OlivepressError(f"input_model.adapter_path: {config.adapter_path} is not a PEFT adapter folder (no adapter_config.json)")
+            raise OlivepressError(f"input_model.adapter_path: {config.adapter_path} is not a PEFT adapter folder "
+                                  "(no adapter_config.json)")
     return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs)
 
 

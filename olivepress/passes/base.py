@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import DataConfig
@@ -47,11 +47,23 @@ class PassContext:
             raise OlivepressError(f"no data config named '{name}' in 'data_configs'") from None
 
 
-class Pass(ABC):
+ModelT = TypeVar("ModelT", bound=ModelHandle)
+ConfigT = TypeVar("ConfigT", bound=PassConfig)
+
+
+class Pass(ABC, Generic[ModelT, ConfigT]):
     """One optimization step: a model of an accepted kind in, a model of `produces` kind out.
 
-    Subclasses set the class attributes and implement `run`. `version` is part of every cache key:
+    Subclasses name the model handle they take and their config class (`class LoRA(Pass[HfModel,
+    LoRAConfig])`), set the class attributes and implement `run`. `version` is part of every cache key:
     bump it whenever a change to the pass could change its output.
+
+    Lifecycle: the loader validates the document's parameters into `Config` (once, before anything runs).
+    For each run the engine computes the cache key; on a miss it instantiates the class with no arguments
+    and calls `run` once, on the system the document names, with an empty `context.output_dir` and
+    `context.scratch_dir`. `run` writes only there, reports numbers in `context.metrics`, and returns the
+    handle of what it wrote (or of its input's folders). A raised OlivepressError is bad input (exit 2);
+    any other exception is a failed pass (exit 1). Nothing is published unless `run` returns.
     """
 
     name: ClassVar[str]
@@ -62,5 +74,5 @@ class Pass(ABC):
     Config: ClassVar[type[PassConfig]] = PassConfig
 
     @abstractmethod
-    def run(self, model: ModelHandle, config: PassConfig, context: PassContext) -> ModelHandle:
+    def run(self, model: ModelT, config: ConfigT, context: PassContext) -> ModelHandle:
         """Build the output model inside `context.output_dir` and return its handle."""

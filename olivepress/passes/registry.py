@@ -1,13 +1,9 @@
-"""The one pass registry: built-ins, installed plugins (entry points), and 'package.module:Class' names."""
+"""The pass registry: built-ins, installed plugins (entry points), and 'package.module:Class' names."""
 
-import importlib
-import importlib.metadata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from olivepress.config.base import did_you_mean
-from olivepress.errors import OlivepressError
-from olivepress.log import logger
 from olivepress.passes.base import Pass
+from olivepress.plugins import Registry, subclass_of
 
 ENTRY_POINT_GROUP = "olivepress.passes"
 
@@ -29,58 +25,33 @@ BUILTIN_PASSES = (
 )
 
 
+def _declared_name(cls: type[Pass]) -> str:
+    return cls.name
+
+
 def import_pass(reference: str) -> type[Pass]:
     """Import 'package.module:Class' and check that it is a Pass."""
-    module_name, _, class_name = reference.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise OlivepressError(f"cannot import pass '{reference}': {error}") from error
-    if not (isinstance(cls, type) and issubclass(cls, Pass)):
-        raise OlivepressError(f"'{reference}' is not a subclass of olivepress.passes.base.Pass")
-    return cls
+    return PassRegistry().load(reference)
 
 
-class PassRegistry:
-    """Pass classes by name (case-insensitive)."""
+class PassRegistry(Registry[type[Pass]]):
+    """Pass classes by their declared name (case-insensitive)."""
 
-    def __init__(self, passes: Iterable[type[Pass]] = ()):
-        self._by_name: dict[str, type[Pass]] = {}
-        for cls in passes:
-            self.add(cls)
+    def __init__(self) -> None:
+        super().__init__("pass type", ENTRY_POINT_GROUP, subclass_of(Pass), name_of=_declared_name)
 
     @classmethod
     def builtin(cls) -> "PassRegistry":
-        return cls(import_pass(ref) for ref in BUILTIN_PASSES)
+        registry = cls()
+        registry.register_all((reference.partition(":")[2], reference) for reference in BUILTIN_PASSES)
+        return registry
 
     @classmethod
     def default(cls) -> "PassRegistry":
         """Built-ins plus every installed plugin; a plugin that fails to load is skipped with a warning."""
         registry = cls.builtin()
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                registry.add(import_pass(entry_point.value))
-            except OlivepressError as error:
-                logger.warning("skipping pass plugin '%s': %s", entry_point.name, error)
+        registry.with_entry_points()
         return registry
 
-    def add(self, cls: type[Pass]) -> None:
-        existing = self._by_name.get(cls.name.lower())
-        if existing is not None and existing is not cls:
-            raise OlivepressError(
-                f"pass name '{cls.name}' is taken by both {existing.__module__}.{existing.__qualname__} "
-                f"and {cls.__module__}.{cls.__qualname__}"
-            )
-        self._by_name[cls.name.lower()] = cls
-
-    def get(self, type_name: str) -> type[Pass]:
-        if ":" in type_name:
-            return import_pass(type_name)
-        cls = self._by_name.get(type_name.lower())
-        if cls is None:
-            names = [p.name for p in self]
-            raise OlivepressError(f"unknown pass type '{type_name}'{did_you_mean(type_name, names)}")
-        return cls
-
     def __iter__(self) -> Iterator[type[Pass]]:
-        return iter(sorted(self._by_name.values(), key=lambda cls: cls.name))
+        return iter(sorted((item for _, item in self.items()), key=lambda cls: cls.name))

@@ -20,21 +20,13 @@ import torch
 from torch import nn
 
 from olivepress.quantization.clip import clip_weight
+from olivepress.quantization.layers import linear_at, weight_of
 from olivepress.quantization.layerwise import InputStats
+from olivepress.quantization.options import AwqOptions
 from olivepress.quantization.packing import QuantizedWeight
 from olivepress.quantization.rtn import fake_quantize, quantize_rtn
 
 QUERY_KEY_LINEARS = ("q_proj", "k_proj", "qkv_proj")
-
-
-@dataclass(frozen=True)
-class AwqOptions:
-    bits: int
-    group_size: int
-    sym: bool
-    n_grid: int = 20
-    duo_scaling: bool = True
-    apply_clip: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,15 +72,15 @@ def awq_quantize_layer(layer: nn.Module, linear_names: list[str], stats: dict[st
     """Search and fold the scales of one decoder layer (in place), clip, and quantize its linears."""
     groups = scale_groups(layer, linear_names)
     # every search sees the unscaled layer, as in AutoAWQ; the scales are folded in afterwards
-    found = [search_scales([layer.get_submodule(name).weight for name in group.linears], stats[group.linears[0]], options)
+    found = [search_scales([linear_at(layer, name).weight for name in group.linears], stats[group.linears[0]], options)
              for group in groups]
     input_scales: dict[str, torch.Tensor] = {}
-    for group, scales in zip(groups, found):
+    for group, scales in zip(groups, found, strict=True):
         fold_scales(layer, group, scales)
         input_scales.update({name: scales for name in group.linears})
     quantized = {}
     for name in linear_names:
-        weight = layer.get_submodule(name).weight.detach().float()
+        weight = linear_at(layer, name).weight.detach().float()
         if options.apply_clip and name.rsplit(".", 1)[-1] not in QUERY_KEY_LINEARS:
             hessian = stats[name].hessian
             if name in input_scales:
@@ -131,16 +123,17 @@ def fold_scales(layer: nn.Module, group: ScaleGroup, scales: torch.Tensor) -> No
     """Multiply the group's weights by `scales` along their input channels and divide the producing op's output
     by them: the layer computes the same function."""
     prev = layer.get_submodule(group.prev)
+    prev_weight, prev_bias = weight_of(prev), getattr(prev, "bias", None)
     rows = group.prev_rows if group.prev_rows is not None else slice(None)
     with torch.no_grad():
         if isinstance(prev, nn.Linear):
-            prev.weight[rows] /= scales.unsqueeze(1)
+            prev_weight[rows] /= scales.unsqueeze(1)
         else:
-            prev.weight[rows] /= scales
-        if getattr(prev, "bias", None) is not None:
-            prev.bias[rows] /= scales
+            prev_weight[rows] /= scales
+        if prev_bias is not None:
+            prev_bias[rows] /= scales
         for name in group.linears:
-            layer.get_submodule(name).weight.mul_(scales)
+            linear_at(layer, name).weight.mul_(scales)
 
 
 def _foldable_norm(module: nn.Module | None) -> bool:
@@ -149,4 +142,4 @@ def _foldable_norm(module: nn.Module | None) -> bool:
     if module is None or isinstance(module, nn.Linear) or getattr(module, "weight", None) is None:
         return False
     name = type(module).__name__
-    return module.weight.dim() == 1 and ("RMSNorm" in name or "LayerNorm" in name) and "Gemma" not in name
+    return weight_of(module).dim() == 1 and ("RMSNorm" in name or "LayerNorm" in name) and "Gemma" not in name

@@ -11,8 +11,8 @@ from torch import nn
 
 from olivepress import __version__
 from olivepress.errors import OlivepressError
-from olivepress.quantization.algorithms import QuantizeSpec
 from olivepress.quantization.formats import FORMATS
+from olivepress.quantization.options import GptqOptions, QuantizeOptions
 from olivepress.quantization.qlinear import QuantLinear, set_submodule
 
 WEIGHTS_FILE = "model.safetensors"
@@ -20,18 +20,19 @@ COPIED_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "v
                 "tokenizer.model", "chat_template*", "generation_config.json", "*.py")
 
 
-def quantization_config(spec: QuantizeSpec, group_size: int, calibration: dict[str, Any]) -> dict[str, Any]:
+def quantization_config(options: QuantizeOptions, group_size: int, calibration: dict[str, Any]) -> dict[str, Any]:
     """config.json's quantization_config in the shape AutoAWQ / AutoGPTQ write and the GenAI builder reads;
     `meta` records how olivepress made it."""
-    meta = {"quantizer": f"olivepress {__version__}", "algorithm": spec.algorithm, "sym": spec.sym,
-            "group_size_requested": spec.group_size, **spec.algorithm_options(), **calibration}
-    kept = list(spec.modules_to_not_convert)
-    if spec.fmt == "awq":
-        return {"quant_method": "awq", "version": "gemm", "bits": spec.bits, "group_size": group_size,
+    meta = {"quantizer": f"olivepress {__version__}", "algorithm": options.algorithm, "sym": options.sym,
+            "group_size_requested": options.group_size, **options.algorithm_options(), **calibration}
+    kept = list(options.modules_to_not_convert)
+    if options.fmt == "awq":
+        return {"quant_method": "awq", "version": "gemm", "bits": options.bits, "group_size": group_size,
                 "zero_point": True, "modules_to_not_convert": kept, "meta": meta}
     # desc_act would tell readers that g_idx permutes the groups; olivepress keeps them contiguous (static groups)
-    return {"quant_method": "gptq", "checkpoint_format": "gptq", "bits": spec.bits, "group_size": group_size,
-            "sym": spec.sym, "desc_act": False, "static_groups": spec.algorithm == "gptq" and spec.desc_act,
+    static_groups = isinstance(options, GptqOptions) and options.desc_act
+    return {"quant_method": "gptq", "checkpoint_format": "gptq", "bits": options.bits, "group_size": group_size,
+            "sym": options.sym, "desc_act": False, "static_groups": static_groups,
             "lm_head": "lm_head" not in kept, "modules_to_not_convert": kept, "meta": meta}
 
 

@@ -11,26 +11,15 @@ quantization.clip, as AWQ does) before its scale and zero point are chosen.
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
 from olivepress.quantization.clip import clip_weight
+from olivepress.quantization.options import GptqOptions
 from olivepress.quantization.packing import QuantizedWeight
 from olivepress.quantization.rtn import group_params, quantize_codes
 
 logger = logging.getLogger("olivepress")
-
-
-@dataclass(frozen=True)
-class GptqOptions:
-    bits: int
-    group_size: int
-    sym: bool
-    damp_percent: float = 0.01
-    desc_act: bool = False
-    block_size: int = 128
-    apply_clip: bool = True
 
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, options: GptqOptions) -> QuantizedWeight:

@@ -1,7 +1,9 @@
 """Where the decoder layers and the linears to quantize are in a causal LM."""
 
 from dataclasses import dataclass
+from typing import cast
 
+import torch
 from torch import nn
 
 from olivepress.errors import OlivepressError
@@ -40,6 +42,16 @@ def find_decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     raise OlivepressError(
         f"cannot find the decoder layers of {type(model).__name__}: tried {', '.join(DECODER_LAYER_PATHS)}"
     )
+
+
+def linear_at(root: nn.Module, name: str) -> nn.Linear:
+    """The submodule `name` of `root`, which a QuantPlan names only when it is an nn.Linear."""
+    return cast(nn.Linear, root.get_submodule(name))
+
+
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """`module.weight`, for modules known to hold a weight tensor (nn.Module's __getattr__ is typed Tensor | Module)."""
+    return cast(torch.Tensor, module.weight)
 
 
 def matches(name: str, patterns: list[str]) -> bool:

@@ -108,7 +108,7 @@ def collect_input_stats(layer: nn.Module, linear_names: list[str], batches: list
                 stats.setdefault(name, InputStats.empty(x.shape[-1], x.device)).add(x)
         return hook
 
-    outputs = [] if keep_outputs else None
+    outputs: list[torch.Tensor] | None = [] if keep_outputs else None
     handles = [layer.get_submodule(name).register_forward_pre_hook(hook_for(name)) for name in linear_names]
     try:
         for batch in batches:
@@ -147,7 +147,7 @@ def quantize_layer_by_layer(
         del stats
         if outputs is None:
             outputs = [run_layer(layer, batch) for batch in batches]
-        batches = [LayerBatch(hidden=output, kwargs=batch.kwargs) for output, batch in zip(outputs, batches)]
+        batches = [LayerBatch(hidden=output, kwargs=batch.kwargs) for output, batch in zip(outputs, batches, strict=True)]
         layer.to(device="cpu", dtype=dtype)
 
 

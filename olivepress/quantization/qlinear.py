@@ -15,6 +15,12 @@ from olivepress.quantization.packing import QuantizedWeight, pack, unpack
 
 
 class QuantLinear(nn.Linear):
+    # buffers registered by __init__ (g_idx for the gptq format only)
+    qweight: torch.Tensor
+    qzeros: torch.Tensor
+    scales: torch.Tensor
+    g_idx: torch.Tensor
+
     def __init__(self, in_features: int, out_features: int, bias: bool, fmt: str, bits: int, group_size: int,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
         nn.Module.__init__(self)
@@ -23,7 +29,10 @@ class QuantLinear(nn.Linear):
         self.in_features, self.out_features = in_features, out_features
         self.fmt, self.bits, self.group_size = fmt, bits, group_size
         self.register_parameter("weight", None)
-        self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False)
+        else:
+            self.register_parameter("bias", None)
         for name, tensor in self._empty_buffers(device).items():
             self.register_buffer(name, tensor)
 
@@ -76,7 +85,8 @@ class QuantLinear(nn.Linear):
     def _apply(self, fn, recurse=True):
         # .to(dtype)/.half() must not round the float16 scales: the checkpoint and the ONNX graph use these exact
         # values. They follow the module's device only.
-        scales = self._buffers.pop("scales")
+        scales = self.scales
+        del self._buffers["scales"]
         try:
             result = super()._apply(fn, recurse)
         finally:

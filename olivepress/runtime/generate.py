@@ -57,6 +57,7 @@ class GenAIModel:
             if not file.is_file():
                 raise OlivepressError(f"--adapter {name}={file}: no such file")
             check_adapter_fits(read_adapter_file(file), lora_inputs, f"--adapter {name}={file}")
+            assert self.adapters is not None  # created above whenever there are adapters
             try:
                 self.adapters.load(str(file), name)
             except Exception as error:  # onnxruntime-genai raises plain RuntimeErrors

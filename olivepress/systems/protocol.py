@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from olivepress import __version__
-from olivepress.config.sections import AzureMLClientConfig
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.log import OLIVE_LEVELS, logger
 from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
@@ -66,8 +65,7 @@ def olive_log_level() -> int:
 
 
 def build_request(step: PassStep, model: ModelHandle, context: PassContext, codec: PathCodec,
-                  data_configs: list[dict[str, Any]], output_dir: str, scratch_dir: str | None,
-                  asset_cache_root: Path | None = None, azureml_client: AzureMLClientConfig | None = None) -> dict[str, Any]:
+                  data_configs: list[dict[str, Any]], output_dir: str, scratch_dir: str | None) -> dict[str, Any]:
     return {
         "protocol": PROTOCOL,
         "olivepress_version": __version__,
@@ -80,8 +78,6 @@ def build_request(step: PassStep, model: ModelHandle, context: PassContext, code
         "accelerator": context.accelerator.as_dict(),
         "data_configs": data_configs,
         "log_level": olive_log_level(),
-        "asset_cache_root": str(asset_cache_root) if asset_cache_root else None,
-        "azureml_client": azureml_client.model_dump(mode="json") if azureml_client else None,
     }
 
 

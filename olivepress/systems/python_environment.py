@@ -12,10 +12,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from olivepress.config.sections import (
-    AzureMLClientConfig,
-    PythonEnvironmentSystemConfig,
-)
+from olivepress.config.sections import PythonEnvironmentSystemConfig
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
@@ -34,22 +31,20 @@ TAIL_LINES = 20
 class PythonEnvironmentSystem(System):
     kind = "PythonEnvironment"
 
-    def __init__(self, name: str, config: PythonEnvironmentSystemConfig, cache_root: Path,
-                 azureml_client: AzureMLClientConfig | None = None):
+    def __init__(self, name: str, config: PythonEnvironmentSystemConfig):
         super().__init__(name)
         self.config = config
         self.python = find_python(Path(config.python_environment_path), f"systems.{name}.python_environment_path")
-        self.cache_root = cache_root
-        self.azureml_client = azureml_client
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "python": str(self.python)}
 
     def run_pass(self, step: PassStep, model: ModelHandle, context: PassContext) -> ModelHandle:
         codec = PathCodec()
-        data = [config.model_dump(mode="json") for config in context.data_configs.values()]
-        request = build_request(step, model, context, codec, data, str(context.output_dir), str(context.scratch_dir),
-                                self.cache_root, self.azureml_client)
+        # the data the step names, its AzureML files already downloaded by the engine: the worker reads local files
+        names = dict.fromkeys(step.config.data_config_names().values())
+        data = [context.data_config(name).model_dump(mode="json") for name in names]
+        request = build_request(step, model, context, codec, data, str(context.output_dir), str(context.scratch_dir))
         request_file, result_file = context.scratch_dir / "request.json", context.scratch_dir / "result.json"
         write_json(request_file, request)
         command = [str(self.python), "-m", "olivepress.systems.worker", "--request", str(request_file),
@@ -84,6 +79,7 @@ def run_relaying(command: list[str], env: dict[str, str]) -> list[str]:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace") as process:
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             sys.stderr.write(line)
             tail.append(line.rstrip("\n"))

@@ -43,11 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_request(request: dict[str, Any], codec: PathCodec) -> dict[str, Any]:
     from olivepress import __version__
-    from olivepress.config.sections import AzureMLClientConfig, DataConfig
+    from olivepress.config.sections import DataConfig
     from olivepress.hardware import Accelerator
     from olivepress.hashing import library_versions
     from olivepress.log import logger
-    from olivepress.models.azureml_assets import AssetStore, use_asset_store
     from olivepress.passes.base import PassContext
     from olivepress.passes.registry import import_pass
     from olivepress.workflow.plan import PassStep
@@ -55,10 +54,6 @@ def run_request(request: dict[str, Any], codec: PathCodec) -> dict[str, Any]:
     if request.get("protocol") != PROTOCOL:
         raise OlivepressError(f"worker: request protocol {request.get('protocol')} but this olivepress ({__version__}) "
                               f"speaks {PROTOCOL}; install the same olivepress version on both sides")
-    if request.get("asset_cache_root"):
-        client = request.get("azureml_client")
-        use_asset_store(AssetStore(Path(request["asset_cache_root"]),
-                                   AzureMLClientConfig.model_validate(client) if client else None))
     pass_class = import_pass(request["pass"])
     step = PassStep(request["step"], pass_class, pass_class.Config.model_validate(request["config"]))
     data_configs = {data["name"]: DataConfig.model_validate(_decode_data(data, codec)) for data in request["data_configs"]}

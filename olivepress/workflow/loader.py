@@ -1,7 +1,9 @@
 """Loading a workflow document: parse, validate every section and every pass's parameters."""
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,19 +12,25 @@ from olivepress.config.base import did_you_mean
 from olivepress.config.document import WorkflowConfig
 from olivepress.config.errors import DocumentError, error_lines
 from olivepress.config.migration import migrate
-from olivepress.config.source import SourceDocument, read_document
+from olivepress.config.source import DocPath, SourceDocument, read_document
 from olivepress.errors import OlivepressError
+from olivepress.evaluation.metrics import typed_metric
 from olivepress.passes.registry import PassRegistry
+from olivepress.plugins import Registry
 from olivepress.workflow.checks import search_problems
 from olivepress.workflow.plan import PassStep, Workflow
 
 
-def load_workflow(file: Path, registry: PassRegistry) -> Workflow:
-    return validate_document(read_document(file), registry)
+def load_workflow(file: Path, registry: PassRegistry,
+                  strategy_registries: Mapping[str, Registry[Any]] = MappingProxyType({})) -> Workflow:
+    return validate_document(read_document(file), registry, strategy_registries)
 
 
-def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflow:
-    """Migrate older Olive shapes, then validate; every problem found is reported, the first in the message."""
+def validate_document(source: SourceDocument, registry: PassRegistry,
+                      strategy_registries: Mapping[str, Registry[Any]] = MappingProxyType({})) -> Workflow:
+    """Migrate older Olive shapes, then validate; every problem found is reported, the first in the message.
+    `strategy_registries` (from the engine: the sampler and executor names) lets the search strategy's
+    names be checked too; without it they are checked when the search starts."""
     migration = migrate(source.data)
     old_keys = [source.located(old.path, old.message) for old in migration.old_keys]
     source = replace(source, data=migration.document)
@@ -30,6 +38,9 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
         config = WorkflowConfig.model_validate(source.data)
     except ValidationError as error:
         raise DocumentError(old_keys + error_lines(error, source, source.data)) from None
+    metric_problems = _type_metrics(config, source)
+    if metric_problems:
+        raise DocumentError(old_keys + metric_problems)
     problems: list[str] = list(old_keys)
     steps = []
     for name, entry in config.passes.items():
@@ -39,7 +50,7 @@ def validate_document(source: SourceDocument, registry: PassRegistry) -> Workflo
             problems.extend(error.problems)
         except (OlivepressError, ValueError) as error:
             problems.append(source.located(("passes", name), str(error)))
-    problems.extend(_check_references(config, steps, source, registry))
+    problems.extend(_check_references(config, steps, source, registry, strategy_registries))
     problems.extend(_check_systems(config, source))
     if problems:
         raise DocumentError(problems)
@@ -63,8 +74,30 @@ def _resolve_pass(name: str, type_name: str, params: dict[str, Any], source: Sou
     return PassStep(name=name, pass_class=pass_class, config=config)
 
 
+def _type_metrics(config: WorkflowConfig, source: SourceDocument) -> list[str]:
+    """Validate each metric as its registered type's config, in place; the problems found, located."""
+    problems = []
+    for name, evaluator in config.evaluators.items():
+        typed = []
+        for index, entry in enumerate(source.data["evaluators"][name]["metrics"]):
+            path = ("evaluators", name, "metrics", index)
+            try:
+                typed.append(typed_metric(entry))
+            except ValidationError as error:
+                problems.extend(error_lines(error, source, entry, _under(path)))
+            except OlivepressError as error:
+                problems.append(source.located((*path, "type"), str(error)))
+        config.evaluators[name] = evaluator.model_copy(update={"metrics": typed})
+    return problems
+
+
+def _under(at: DocPath) -> Callable[[DocPath], DocPath]:
+    """Maps a path inside the part of the document at `at` to its path in the whole document."""
+    return lambda inner: (*at, *inner)
+
+
 def _check_references(config: WorkflowConfig, steps: list[PassStep], source: SourceDocument,
-                      registry: PassRegistry) -> list[str]:
+                      registry: PassRegistry, strategy_registries: Mapping[str, Registry[Any]]) -> list[str]:
     """Names that point elsewhere in the document must exist there."""
     problems = []
     data_names = [data.name for data in config.data_configs]
@@ -83,7 +116,8 @@ def _check_references(config: WorkflowConfig, steps: list[PassStep], source: Sou
     evaluator = config.engine.evaluator
     if evaluator is not None and evaluator not in config.evaluators:
         problems.append(source.located(("engine", "evaluator"), f"no evaluator named '{evaluator}' in 'evaluators'"))
-    problems.extend(source.located(path, message) for path, message in search_problems(config, steps, registry))
+    search = search_problems(config, steps, registry, strategy_registries)
+    problems.extend(source.located(path, message) for path, message in search)
     return problems
 
 

@@ -85,7 +85,7 @@ class SearchSpace:
     def describe(self, point: Point) -> dict[str, dict[str, Any]]:
         """{step: {param: value}} of the searched values, JSON-friendly."""
         described: dict[str, dict[str, Any]] = {}
-        for dimension, index in zip(self.dimensions, point):
+        for dimension, index in zip(self.dimensions, point, strict=True):
             described.setdefault(dimension.step, {})[dimension.param] = dimension.label(index)
         return described
 
@@ -110,7 +110,7 @@ class SearchSpace:
 
     def _configure(self, point: Point) -> tuple[PassStep, ...]:
         chosen: dict[str, dict[str, Any]] = {}
-        for dimension, index in zip(self.dimensions, point):
+        for dimension, index in zip(self.dimensions, point, strict=True):
             chosen.setdefault(dimension.step, {})[dimension.param] = dimension.values[index]
         steps = []
         for step in self.steps:
@@ -126,9 +126,9 @@ class SearchSpace:
                     raise InvalidPoint(f"passes.{step.name}{'.' + where if where else ''}: "
                                        f"{problem['msg'].removeprefix('Value error, ')}") from None
             steps.append(step)
-        problem = chain_problem(self.input_kind, steps)
-        if problem is not None:
-            raise InvalidPoint(problem)
+        unchained = chain_problem(self.input_kind, steps)
+        if unchained is not None:
+            raise InvalidPoint(unchained)
         return tuple(steps)
 
     def check(self) -> None:
@@ -138,15 +138,15 @@ class SearchSpace:
                 raise SpaceError(SPACE_PATH, f"no valid point among the first {MAX_CHECKED_POINTS}: "
                                  f"{self._reason(next(self.points()))}")
             return
-        used = [set() for _ in self.dimensions]
+        used: list[set[int]] = [set() for _ in self.dimensions]
         first_invalid: Point | None = None
         for point in self.points():
             if self.is_valid(point):
-                for indexes, index in zip(used, point):
+                for indexes, index in zip(used, point, strict=True):
                     indexes.add(index)
             elif first_invalid is None:
                 first_invalid = point
-        for number, (dimension, indexes) in enumerate(zip(self.dimensions, used)):
+        for number, (dimension, indexes) in enumerate(zip(self.dimensions, used, strict=True)):
             if not dimension.from_document or not indexes:
                 continue
             for index in range(len(dimension.values)):
@@ -196,9 +196,9 @@ def build_space(strategy: SearchStrategyConfig | None, steps: list[PassStep], in
             fields.append(field)
             dimensions.append(Dimension(step.name, field, tuple(values), True))
         if strategy and strategy.include_pass_params and alternatives is None:
-            for field, values in step.config.search_defaults.items():
+            for field, defaults in step.config.search_defaults.items():
                 if field not in fields and field not in step.config.model_fields_set:
-                    dimensions.append(Dimension(step.name, field, tuple(values), False))
+                    dimensions.append(Dimension(step.name, field, tuple(defaults), False))
     return SearchSpace(steps, dimensions, input_kind)
 
 

@@ -45,6 +45,12 @@ class CandidateResult:
     def succeeded(self) -> bool:
         return self.error is None
 
+    def output(self) -> tuple[ModelHandle, str]:
+        """The model and its key, which a candidate that succeeded always has."""
+        if self.model is None or self.model_key is None:
+            raise OlivepressError(f"candidate {self.number} has no model: it failed ({self.error})")
+        return self.model, self.model_key
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "number": self.number, "stage": self.stage, "choice": self.choice,

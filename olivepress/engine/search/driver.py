@@ -13,9 +13,9 @@ from tqdm import tqdm
 from olivepress.config.sections import SearchStrategyConfig
 from olivepress.engine.report import best_of, describe_choice, number, pareto_front
 from olivepress.engine.search.candidate import Candidate, CandidateResult
-from olivepress.engine.search.executors import make_executor
+from olivepress.engine.search.executors import Executor, executors, make_executor
 from olivepress.engine.search.order import Stage, stages
-from olivepress.engine.search.samplers import make_sampler
+from olivepress.engine.search.samplers import make_sampler, samplers
 from olivepress.errors import OlivepressError, PassFailedError
 from olivepress.evaluation.objectives import (
     SubMetric,
@@ -26,6 +26,7 @@ from olivepress.evaluation.objectives import (
 )
 from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
+from olivepress.plugins import Registry
 from olivepress.workflow.space import SearchSpace, build_space, strategy_of
 
 if TYPE_CHECKING:
@@ -42,10 +43,16 @@ class SearchResult:
     thresholds: dict[str, float | None]  # each goal's value to reach, by sub-metric
     baseline: dict[str, float] | None  # the input model's metrics
     candidates: list[CandidateResult] = field(default_factory=list)
-    best: CandidateResult | None = None
+    best: CandidateResult | None = None  # set by run_search, whose every stage picks one or raises
     goals_met_by_any: bool = True
     stop_reason: str = "every point tried"
     duration_s: float = 0.0
+
+    def require_best(self) -> CandidateResult:
+        """`best`, for a search that has run: a search none of whose candidates succeeded raised instead."""
+        if self.best is None:
+            raise OlivepressError("the search has no best candidate: it has not run")
+        return self.best
 
     def footprint(self) -> dict[str, Any]:
         return {
@@ -56,11 +63,16 @@ class SearchResult:
                             for sub in self.sub_metrics],
             "input_model_metrics": self.baseline,
             "candidates": [candidate.as_dict() for candidate in self.candidates],
-            "best": self.best.number,
+            "best": self.require_best().number,
             "goals_met_by_any": self.goals_met_by_any,
             "stop_reason": self.stop_reason,
             "duration_s": self.duration_s,
         }
+
+
+def strategy_registries() -> dict[str, Registry[Any]]:
+    """The registries that resolve a search strategy's names, for the document checks at load time."""
+    return {"sampler": samplers(), "executor": executors()}
 
 
 def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
@@ -68,6 +80,7 @@ def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
     config = engine.workflow.config
     strategy = strategy_of(config.engine)
     settings = strategy or SearchStrategyConfig()
+    samplers().get(settings.sampler), executors().get(settings.executor)  # unknown names fail before any work
     evaluator = engine.evaluator()
     result = SearchResult(settings.sampler, settings.execution_order,
                           strategy.model_dump(mode="json") if strategy else None, evaluator.sub_metrics,
@@ -83,9 +96,10 @@ def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
     space = build_space(strategy, engine.workflow.steps, config.input_model.kind, engine.workflow.registry)
     plan = stages(space, settings.execution_order)
     deadline = started + settings.max_time if settings.max_time else None
-    executor = make_executor(engine, model, key, settings.executor, settings.num_workers, settings.ray_address)
+    executor = make_executor(engine, model, key, settings)
     total = sum(min(_size(stage), settings.max_samples or math.inf) for stage in plan)
-    steps, choice, numbers = list(space.steps), {}, itertools.count(1)
+    steps, numbers = list(space.steps), itertools.count(1)
+    choice: dict[str, dict[str, Any]] = {}
     try:
         with tqdm(total=total, desc="search", unit="candidate", disable=None, leave=False) as bar:
             for number_, stage in enumerate(plan):
@@ -109,7 +123,7 @@ class _Stage:
     """One stage's loop: keep `capacity` candidates in flight, tell the sampler each result, stop on a limit."""
 
     def __init__(self, number_: int, space: SearchSpace, choice: dict, result: SearchResult,
-                 settings: SearchStrategyConfig, executor, bar: tqdm, numbers: Iterator[int]):
+                 settings: SearchStrategyConfig, executor: Executor, bar: tqdm, numbers: Iterator[int]):
         self.number, self.space, self.choice, self.result = number_, space, choice, result
         self.settings, self.executor, self.bar, self.numbers = settings, executor, bar, numbers
         self.sampler = make_sampler(settings.sampler, space, result.objectives, settings.seed)
@@ -183,11 +197,12 @@ def _all_failed(failed: list[CandidateResult], stage: int) -> Exception:
                                "choices of the stages before it")
     first = failed[0]
     more = "" if len(failed) == 1 else f" (all {len(failed)} candidates failed; this was candidate {first.number})"
+    message = f"{first.error}{more}"  # a failed candidate always has its error
     if first.error_kind == "input":
-        return OlivepressError(first.error + more)
-    if first.error_kind == "pass":
+        return OlivepressError(message)
+    if first.error_kind == "pass" and first.failed_pass is not None and first.failed_reason is not None:
         return PassFailedError(first.failed_pass, first.failed_reason + more)
-    return RuntimeError(first.error + more)
+    return RuntimeError(message)
 
 
 def plan_lines(engine: "Engine") -> list[str]:
@@ -200,6 +215,7 @@ def plan_lines(engine: "Engine") -> list[str]:
     names = ", ".join(objective.name for objective in objectives(evaluator, strategy.objectives if strategy else None))
     lines = [f"evaluator: {config.engine.evaluator} (objectives: {names})"]
     if strategy is not None:
+        samplers().get(strategy.sampler), executors().get(strategy.executor)
         space = build_space(strategy, engine.workflow.steps, config.input_model.kind, engine.workflow.registry)
         sizes = " x ".join(f"{d.name} {len(d.values)}" for d in space.dimensions) or "no searched parameter"
         workers = f"{strategy.executor} x{strategy.num_workers}"

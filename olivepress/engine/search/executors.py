@@ -2,11 +2,16 @@
 
 Each executor takes up to `capacity` candidates at once and hands back results as they finish. Workers build
 an engine of their own over the same cache, whose per-key locks let them share the passes they have in common.
+An executor is registered by name (BUILTIN_EXECUTORS, the `olivepress.executors` entry-point group, or
+`register_executor`) as a factory `(engine, model, key, settings) -> Executor`.
 """
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
+from olivepress.config.sections import SearchStrategyConfig
 from olivepress.engine.search.candidate import (
     Candidate,
     CandidateResult,
@@ -15,9 +20,35 @@ from olivepress.engine.search.candidate import (
 )
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import ModelHandle
+from olivepress.plugins import Registry
 
 if TYPE_CHECKING:
     from olivepress.engine.runner import Engine
+
+ENTRY_POINT_GROUP = "olivepress.executors"
+
+BUILTIN_EXECUTORS = (
+    ("local", "olivepress.engine.search.executors:local_executor"),
+    ("ray", "olivepress.engine.search.executors:RayExecutor"),
+)
+
+
+class Executor(Protocol):
+    """Where the driver runs candidates. Made once per search by its factory; the driver keeps at most
+    `capacity` candidates submitted and not yet returned, calls `wait` with the handles of those in flight (it
+    returns at least one finished (handle, result) pair, a failure recorded in the result, never raised), and
+    calls `close` once at the end, also after an error."""
+
+    capacity: int
+
+    def submit(self, candidate: Candidate) -> Hashable: ...
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, CandidateResult]]: ...
+
+    def close(self) -> None: ...
+
+
+ExecutorFactory = Callable[["Engine", ModelHandle, str, SearchStrategyConfig], Executor]
 
 
 class InlineExecutor:
@@ -78,7 +109,8 @@ class LocalPoolExecutor:
 class RayExecutor:
     """Ray tasks, `num_workers` in flight; a local Ray instance is started (and stopped) when no address is given."""
 
-    def __init__(self, engine: "Engine", model: ModelHandle, key: str, num_workers: int, address: str | None):
+    def __init__(self, engine: "Engine", model: ModelHandle, key: str, settings: SearchStrategyConfig):
+        num_workers, address = settings.num_workers, settings.ray_address
         try:
             import ray
         except ImportError:
@@ -87,13 +119,14 @@ class RayExecutor:
         self.capacity = num_workers
         self._started = not ray.is_initialized()
         if self._started:
-            local = {"num_cpus": num_workers} if address is None else {}
+            local: dict[str, Any] = {"num_cpus": num_workers} if address is None else {}
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
             except ConnectionError as error:
                 raise OlivepressError(f"engine.search_strategy.ray_address: cannot reach {address}: {error}") from None
         gpus = 1 if engine.accelerator.device == "gpu" else 0
-        self._task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_candidate_job)
+        # Any: ray's typed overloads of remote() do not cover run_candidate_job's optional argument.
+        self._task: Any = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_candidate_job)
         self._job = (ray.put(engine.workflow), model, key, os.getcwd())
         self._candidates: dict[Any, Candidate] = {}
 
@@ -126,10 +159,29 @@ def lost(candidate: Candidate, error: Exception) -> CandidateResult:
     return result
 
 
-def make_executor(engine: "Engine", model: ModelHandle, key: str, executor: str, num_workers: int,
-                  ray_address: str | None):
-    if executor == "ray":
-        return RayExecutor(engine, model, key, num_workers, ray_address)
-    if num_workers > 1:
-        return LocalPoolExecutor(engine, model, key, num_workers)
+def local_executor(engine: "Engine", model: ModelHandle, key: str, settings: SearchStrategyConfig) -> Executor:
+    """The engine's own process for one worker, else a pool of worker processes."""
+    if settings.num_workers > 1:
+        return LocalPoolExecutor(engine, model, key, settings.num_workers)
     return InlineExecutor(engine, model, key)
+
+
+def _callable(value: object) -> ExecutorFactory:
+    if not callable(value):
+        raise TypeError("expected a callable (engine, model, key, settings) -> Executor")
+    return value
+
+
+@cache
+def executors() -> Registry[ExecutorFactory]:
+    """The built-in executors and every installed plugin's; `register_executor` adds more."""
+    return Registry("executor", ENTRY_POINT_GROUP, _callable).register_all(BUILTIN_EXECUTORS).with_entry_points()
+
+
+def register_executor(name: str, factory: ExecutorFactory) -> None:
+    """Make an executor usable by name in documents (as a plugin's entry point does)."""
+    executors().add(name, factory)
+
+
+def make_executor(engine: "Engine", model: ModelHandle, key: str, settings: SearchStrategyConfig) -> Executor:
+    return executors().get(settings.executor)(engine, model, key, settings)

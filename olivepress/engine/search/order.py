@@ -22,4 +22,4 @@ def stages(space: SearchSpace, execution_order: str) -> list[Stage]:
         return [Stage([], every_step)]
     positions = [next(i for i, step in enumerate(space.steps) if step.name == name) for name in searched]
     ends = positions[1:] + [every_step]
-    return [Stage([d for d in space.dimensions if d.step == name], end) for name, end in zip(searched, ends)]
+    return [Stage([d for d in space.dimensions if d.step == name], end) for name, end in zip(searched, ends, strict=True)]

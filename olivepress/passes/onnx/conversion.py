@@ -8,7 +8,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
@@ -95,7 +95,7 @@ class OnnxConversionConfig(PassConfig):
     )
 
 
-class OnnxConversion(Pass):
+class OnnxConversion(Pass[HfModel, OnnxConversionConfig]):
     name = "OnnxConversion"
     description = "Export a Hugging Face model to ONNX with torch.onnx (encoders, classifiers, causal LMs without KV cache)."
     version = "1"
@@ -201,7 +201,7 @@ def take_positional_inputs(torch_model, io_config: IoConfig) -> None:
     fixed = {"use_cache": False} if "use_cache" in parameters else {}
 
     def forward(*inputs):
-        outputs = hf_forward(**dict(zip(io_config.input_names, inputs)), **fixed)
+        outputs = hf_forward(**dict(zip(io_config.input_names, inputs, strict=True)), **fixed)
         return select_outputs(outputs, io_config.output_names)
 
     torch_model.forward = forward
@@ -223,7 +223,7 @@ def export(torch_model, example: tuple, io_config: IoConfig, config: OnnxConvers
            context: PassContext) -> None:
     import torch
 
-    options = {"input_names": io_config.input_names, "output_names": io_config.output_names,
+    options: dict[str, Any] = {"input_names": io_config.input_names, "output_names": io_config.output_names,
                "opset_version": config.target_opset}
     if config.use_dynamo_exporter:
         options |= {"dynamo": True, "dynamic_shapes": dynamic_shapes(io_config)}

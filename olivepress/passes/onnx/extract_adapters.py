@@ -32,7 +32,7 @@ class ExtractAdaptersConfig(PassConfig):
         return value
 
 
-class ExtractAdapters(Pass):
+class ExtractAdapters(Pass[OnnxModel, ExtractAdaptersConfig]):
     name = "ExtractAdapters"
     description = "Turn the LoRA weights of an ONNX model into overridable inputs and write them as an .onnx_adapter file."
     version = "1"
@@ -44,7 +44,7 @@ class ExtractAdapters(Pass):
         proto = load_onnx(model)
         weights = extract_lora_inputs(proto, dynamic_rank=config.dynamic_lora_r, optional=config.optional_inputs)
         save_onnx(proto, context.output_dir, model.onnx_file_name)
-        copy_side_files(model, context.output_dir, skip={config.adapter_file_name})
+        copy_side_files(model, context.output_dir, skip=frozenset({config.adapter_file_name}))
         write_adapter_file(context.output_dir / config.adapter_file_name, weights)
         context.metrics["adapter_weights"] = len(weights)
         context.metrics["adapter_parameters"] = sum(int(array.size) for array in weights.values())

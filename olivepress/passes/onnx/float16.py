@@ -28,7 +28,7 @@ class OnnxFloatToFloat16Config(PassConfig):
     )
 
 
-class OnnxFloatToFloat16(Pass):
+class OnnxFloatToFloat16(Pass[OnnxModel, OnnxFloatToFloat16Config]):
     name = "OnnxFloatToFloat16"
     description = "Convert an ONNX model's float32 weights and computation to float16."
     version = "1"

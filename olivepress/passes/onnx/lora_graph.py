@@ -1,17 +1,22 @@
 """Graph edits for LoRA under the naming contract of models.onnx_adapters: adding the LoRA branches
 to a built graph, and turning LoRA weights into overridable inputs."""
 
+from typing import TYPE_CHECKING
+
 from olivepress.errors import OlivepressError
-from olivepress.models.onnx_adapters import LoraTarget, target_of_weight
+from olivepress.models.onnx_adapters import LoraTarget, lora_weight_target, target_of_weight
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
-def add_lora_branches(proto, weights: dict[str, "object"]) -> None:
+def add_lora_branches(proto, weights: dict[str, "np.ndarray"]) -> None:
     """Add the builder's LoRA branch (A and B MatMuls, an Add) after each target projection, with
     `weights` as initializers: the graph the builder would have written with the adapter option."""
     from onnx import helper, numpy_helper
 
     graph = proto.graph
-    targets = sorted({target_of_weight(name)[0] for name in weights})
+    targets = sorted({lora_weight_target(name)[0] for name in weights})
     producers = {output: node for node in graph.node for output in node.output}
     outputs = {}
     for target in targets:
@@ -45,7 +50,7 @@ def _branch(helper, target: LoraTarget, root: str, projection_output: str) -> li
     ]
 
 
-def extract_lora_inputs(proto, dynamic_rank: bool = True, optional: bool = True) -> dict[str, "object"]:
+def extract_lora_inputs(proto, dynamic_rank: bool = True, optional: bool = True) -> dict[str, "np.ndarray"]:
     """Move every LoRA weight initializer out of the graph; returns them {name: array}.
 
     Each becomes a graph input ([in, rank] or [rank, out], the rank symbolic when `dynamic_rank`).
@@ -71,7 +76,7 @@ def extract_lora_inputs(proto, dynamic_rank: bool = True, optional: bool = True)
     kept = [initializer for initializer in graph.initializer if initializer.name not in weights]
     if optional:
         for name, array in weights.items():
-            empty_shape = (array.shape[0], 0) if target_of_weight(name)[1] == "A" else (0, array.shape[1])
+            empty_shape = (array.shape[0], 0) if lora_weight_target(name)[1] == "A" else (0, array.shape[1])
             kept.append(numpy_helper.from_array(np.zeros(empty_shape, dtype=array.dtype), name))
     del graph.initializer[:]
     graph.initializer.extend(kept)

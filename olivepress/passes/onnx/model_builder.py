@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -67,7 +68,7 @@ class ModelBuilderConfig(PassConfig):
     )
 
 
-class ModelBuilder(Pass):
+class ModelBuilder(Pass[HfModel, ModelBuilderConfig]):
     """With an adapter on the input, the LoRA weights go into the graph as separate float MatMuls
     (never int4) under the naming contract of models.onnx_adapters; ExtractAdapters then makes them
     swappable inputs. The builder's own adapter option cannot load an adapter onto a quantized
@@ -99,6 +100,7 @@ class ModelBuilder(Pass):
 
 
 def _add_adapter(model: HfModel, output_dir: Path) -> None:
+    assert model.adapter_path is not None  # called for models with an adapter only
     built = OnnxModel(path=output_dir)
     proto = load_onnx(built)
     dtype = _io_dtype(proto)
@@ -121,6 +123,7 @@ def _run_with_progress(command: list[str], log_file: Path, layers: int, cwd: Pat
     with open(log_file, "w", encoding="utf-8") as log, bar:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
                                    env=_offline_env(), text=True, errors="replace")
+        assert process.stdout is not None  # piped above
         for line in process.stdout:  # text mode reads tqdm's carriage returns as line ends
             log.write(line)
             if _READ_LAYER.match(line) or _QUANTIZED_LAYER.search(line):
@@ -133,7 +136,7 @@ _QUANTIZED_LAYER = re.compile(r"complete quantization of /model/layers\.\d+/mlp/
 
 
 def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassContext,
-                    lora_targets: list[LoraTarget] = (), adapter_after_build: bool = False) -> list[str]:
+                    lora_targets: Sequence[LoraTarget] = (), adapter_after_build: bool = False) -> list[str]:
     provider = config.execution_provider or _builder_provider(context.accelerator.execution_provider)
     command = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
@@ -147,7 +150,7 @@ def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassCon
     return command
 
 
-def _extra_options(model: HfModel, config: ModelBuilderConfig, lora_targets: list[LoraTarget],
+def _extra_options(model: HfModel, config: ModelBuilderConfig, lora_targets: Sequence[LoraTarget],
                    adapter_after_build: bool) -> dict[str, str]:
     nodes_to_exclude = list(config.nodes_to_exclude or [])
     adapter_options: dict[str, object] = {}

@@ -60,7 +60,7 @@ def _tensors(graph):
                 yield from _tensors(subgraph)
 
 
-def copy_side_files(model: OnnxModel, output_dir: Path, skip: set[str] = frozenset()) -> list[str]:
+def copy_side_files(model: OnnxModel, output_dir: Path, skip: frozenset[str] = frozenset()) -> list[str]:
     """Copy everything in the model folder except its graph and external data (and `skip`); returns
     the names copied."""
     graph = graph_files(load_onnx(model, with_weights=False), model.onnx_file_name)

@@ -9,7 +9,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from pydantic import Field
@@ -33,7 +33,7 @@ def lora_nodes(graph) -> list[str]:
     return [node.name for node in graph.node if is_lora_node(node.name)]
 
 
-def variable_weight_nodes(graph, op_types: list[str]) -> list[str]:
+def variable_weight_nodes(graph, op_types: Sequence[str]) -> list[str]:
     """Nodes of `op_types` whose weight is not a constant: a graph input (overridable, even with an
     initializer as its default) or a computed tensor. Unnamed ones get a name, so they can be excluded."""
     initializers = {tensor.name for tensor in graph.initializer}
@@ -99,7 +99,7 @@ class OnnxDynamicQuantizationConfig(PassConfig):
     )
 
 
-class OnnxDynamicQuantization(Pass):
+class OnnxDynamicQuantization(Pass[OnnxModel, OnnxDynamicQuantizationConfig]):
     name = "OnnxDynamicQuantization"
     description = "Quantize weights to int8 and activations on the fly (MatMulInteger, DynamicQuantizeLinear)."
     version = "1"
@@ -151,11 +151,11 @@ class OnnxMatMulNBitsConfig(PassConfig):
     )
     nodes_to_exclude: list[str] = Field(default_factory=list, description="Node names kept in float, e.g. /lm_head/MatMul.")
     op_types_to_quantize: list[Literal["MatMul", "Gather"]] = Field(
-        default_factory=lambda: ["MatMul"], description="Op types to quantize; Gather (embeddings) with RTN at 4 bits only."
+        default=["MatMul"], description="Op types to quantize; Gather (embeddings) with RTN at 4 bits only."
     )
 
 
-class OnnxMatMulNBits(Pass):
+class OnnxMatMulNBits(Pass[OnnxModel, OnnxMatMulNBitsConfig]):
     name = "OnnxMatMulNBits"
     description = "Quantize MatMul (and Gather) weights to 4 or 8 bits per block (MatMulNBits), LoRA kept float."
     version = "1"

@@ -43,7 +43,7 @@ class OrtTransformersOptimizationConfig(PassConfig):
     )
 
 
-class OrtTransformersOptimization(Pass):
+class OrtTransformersOptimization(Pass[OnnxModel, OrtTransformersOptimizationConfig]):
     name = "OrtTransformersOptimization"
     description = "Fuse transformer subgraphs (Attention, LayerNorm, Gelu, ...) with the ONNX Runtime transformers optimizer."
     version = "1"

@@ -3,11 +3,11 @@
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 
-from olivepress.data.params import check_eval_size
+from olivepress.config.data_params import check_eval_size
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import quantization_method, without_dtype
@@ -26,12 +26,10 @@ class LoRAConfig(PassConfig):
     data_config_fields = ("train_data_config", "eval_data_config")
     search_defaults = {"r": (8, 16, 32, 64)}
 
-    r: int = Field(64, gt=0, validation_alias=AliasChoices("r", "lora_r"), description="Rank of the LoRA update matrices.")
-    alpha: float = Field(
-        16, gt=0, validation_alias=AliasChoices("alpha", "lora_alpha"), description="LoRA scaling: the update is scaled by alpha / r."
-    )
+    r: int = Field(64, gt=0, description="Rank of the LoRA update matrices.")
+    alpha: float = Field(16, gt=0, description="LoRA scaling: the update is scaled by alpha / r.")
     lora_dropout: float = Field(
-        0.0, ge=0, lt=1, validation_alias=AliasChoices("lora_dropout", "dropout"),
+        0.0, ge=0, lt=1,
         description="Dropout on the LoRA input (peft's default 0; Olive's is 0.05). On CPU, 0.05 makes each "
         "training step about 17% slower (drawing the masks), for little gain on short fine-tunes.",
     )
@@ -48,14 +46,15 @@ class LoRAConfig(PassConfig):
     train_data_config: str = Field(description="Name of the training data in data_configs.")
     eval_data_config: str | None = Field(None, description="Name of the evaluation data in data_configs.")
     eval_dataset_size: int | float | None = Field(
-        None, description="Without eval_data_config: hold out this many training rows (int) or this fraction (float) for evaluation."
+        None, description="Without eval_data_config: hold out this many training rows (int) or this fraction (float) "
+        "for evaluation."
     )
     training_args: dict[str, Any] = Field(
         default_factory=dict,
-        description="Hugging Face TrainingArguments (e.g. max_steps, per_device_train_batch_size, learning_rate, bf16); "
-        "older names such as evaluation_strategy are accepted. The pass sets output_dir, report_to, save_strategy "
-        "and disable_tqdm itself; its defaults: learning_rate 2e-4, logging_steps 1, and bf16 autocast on CPUs with "
-        "native bf16 arithmetic when torch_dtype is float32 (set bf16: false for float32 training).",
+        description="Hugging Face TrainingArguments (e.g. max_steps, per_device_train_batch_size, learning_rate, bf16). "
+        "The pass sets output_dir, report_to, save_strategy and disable_tqdm itself; its defaults: learning_rate 2e-4, "
+        "logging_steps 1, and bf16 autocast on CPUs with native bf16 arithmetic when torch_dtype is float32 "
+        "(set bf16: false for float32 training).",
     )
 
     @field_validator("eval_dataset_size")
@@ -69,21 +68,23 @@ class LoRAConfig(PassConfig):
         return check_training_args(value)
 
 
-class LoRA(Pass):
-    name = "LoRA"
-    description = "Fine-tune a LoRA adapter on a Hugging Face causal LM; the base model is referenced, not copied."
+LoRAConfigT = TypeVar("LoRAConfigT", bound=LoRAConfig)
+
+
+class _LoRABase(Pass[HfModel, LoRAConfigT]):
+    """The training shared by LoRA, DoRA and QLoRA, for their config type."""
+
     version = "1"
     accepts = ("hf",)
     produces = "hf"
-    Config = LoRAConfig
 
-    def run(self, model: HfModel, config: LoRAConfig, context: PassContext) -> HfModel:
+    def run(self, model: HfModel, config: LoRAConfigT, context: PassContext) -> HfModel:
         adapted = self.train(model, config, context)
         adapter_dir = context.output_dir / "adapter"
         adapted.save_pretrained(adapter_dir, save_embedding_layers=False)
         return HfModel(path=model.path, adapter_path=adapter_dir, task=model.task, load_kwargs=model.load_kwargs)
 
-    def train(self, model: HfModel, config: LoRAConfig, context: PassContext, callbacks: tuple = ()):
+    def train(self, model: HfModel, config: LoRAConfigT, context: PassContext, callbacks: tuple = ()):
         """The trained PeftModel, in memory; its losses and speed go into context.metrics.
         `callbacks` are extra TrainerCallbacks (benchmarks time the steps with one)."""
         import transformers
@@ -125,7 +126,7 @@ class LoRA(Pass):
     def check_base(self, model: HfModel) -> None:
         """Refuse a base this pass cannot train on."""
 
-    def datasets(self, config: LoRAConfig, context: PassContext, tokenizer: Any):
+    def datasets(self, config: LoRAConfigT, context: PassContext, tokenizer: Any):
         from olivepress.data.container import HuggingfaceContainer
 
         train = HuggingfaceContainer(context.data_config(config.train_data_config))
@@ -135,29 +136,37 @@ class LoRA(Pass):
         eval_data, _ = HuggingfaceContainer(context.data_config(config.eval_data_config)).datasets(tokenizer)
         return train_data, eval_data
 
-    def load_base(self, model: HfModel, config: LoRAConfig, context: PassContext):
+    def load_base(self, model: HfModel, config: LoRAConfigT, context: PassContext):
         from olivepress.models.loading import load_causal_lm
 
         return load_causal_lm(model.path, config.torch_dtype, **without_dtype(model.load_kwargs))
 
-    def lora_options(self, config: LoRAConfig) -> dict[str, Any]:
+    def lora_options(self, config: LoRAConfigT) -> dict[str, Any]:
         return {}
 
-    def adapted_model(self, model: HfModel, config: LoRAConfig, context: PassContext):
+    def adapted_model(self, model: HfModel, config: LoRAConfigT, context: PassContext):
         from peft import LoraConfig, get_peft_model
 
         base = self.load_base(model, config, context)
         base.config.use_cache = False  # no generation during training
         targets = config.target_modules or default_target_modules(base.config.model_type)
-        if targets != "all-linear":
+        if isinstance(targets, list):  # else "all-linear"
             check_target_modules(base, targets)
         context.logger.info("%s: adapting %s", self.name, targets)
         lora_config = LoraConfig(
-            r=config.r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout, target_modules=targets,
+            # peft annotates lora_alpha as int, but only divides it by r: a float alpha works
+            r=config.r, lora_alpha=config.alpha,  # type: ignore[arg-type]
+            lora_dropout=config.lora_dropout, target_modules=targets,
             modules_to_save=config.modules_to_save, task_type="CAUSAL_LM", **self.lora_options(config),
         )
         with peft_warnings_filtered():
             return get_peft_model(base, lora_config)
+
+
+class LoRA(_LoRABase[LoRAConfig]):
+    name = "LoRA"
+    description = "Fine-tune a LoRA adapter on a Hugging Face causal LM; the base model is referenced, not copied."
+    Config = LoRAConfig
 
 
 class DoRA(LoRA):
@@ -176,7 +185,7 @@ class QLoRAConfig(LoRAConfig):
     )
 
 
-class QLoRA(LoRA):
+class QLoRA(_LoRABase[QLoRAConfig]):
     name = "QLoRA"
     description = "Fine-tune a LoRA adapter on a bitsandbytes 4-bit (nf4/fp4) copy of the base model; runs on CPU too."
     Config = QLoRAConfig

@@ -32,7 +32,7 @@ class MergeAdapterWeightsConfig(PassConfig):
     )
 
 
-class MergeAdapterWeights(Pass):
+class MergeAdapterWeights(Pass[HfModel, MergeAdapterWeightsConfig]):
     name = "MergeAdapterWeights"
     description = "Merge a LoRA/DoRA adapter into the base weights; the output is a plain Hugging Face folder."
     version = "1"

@@ -1,7 +1,8 @@
 """AWQ, GPTQ and RTN: int4/int8 weight quantization of a Hugging Face causal LM in torch, on CPU or CUDA,
 into an awq/gptq checkpoint that the GenAI builder (ModelBuilder) ingests and olivepress loads back."""
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import dataclasses
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, Field, field_validator
 
@@ -11,13 +12,18 @@ from olivepress.models.loading import stored_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.quantization.formats import CHECKPOINT_FORMATS, FORMAT_BITS
 from olivepress.quantization.groups import MIN_GROUP_SIZE, is_valid_group_size
-
-if TYPE_CHECKING:
-    from olivepress.quantization.algorithms import QuantizeSpec
+from olivepress.quantization.options import (
+    AwqOptions,
+    GptqOptions,
+    QuantizeOptions,
+    RtnOptions,
+)
 
 
 class QuantizeConfig(PassConfig):
-    algorithm: ClassVar[str]  # rtn | awq | gptq
+    """The options of a quantizer, each with its one default and description; `options()` hands them to it."""
+
+    options_class: ClassVar[type[QuantizeOptions]]
     search_defaults = {"group_size": (32, 64, 128)}
 
     bits: int = Field(4, description="Bits per weight: 4, or 8 where the checkpoint format holds it (GPTQ, RTN).")
@@ -31,21 +37,16 @@ class QuantizeConfig(PassConfig):
         "layers qualify; remove lm_head to quantize the LM head too (round-to-nearest).",
     )
 
-    def spec(self) -> "QuantizeSpec":
-        """The quantizer's settings: this config's fields that QuantizeSpec has."""
-        import dataclasses
-
-        from olivepress.quantization.algorithms import QuantizeSpec
-
-        names = {field.name for field in dataclasses.fields(QuantizeSpec)}
-        values = {name: getattr(self, name) for name in type(self).model_fields if name in names}
+    def options(self) -> QuantizeOptions:
+        """The quantizer's options: this config's value of each field that its options class declares."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self.options_class)}
         values["modules_to_not_convert"] = tuple(self.modules_to_not_convert)
-        return QuantizeSpec(algorithm=self.algorithm, **values)
+        return self.options_class(**values)
 
     @field_validator("bits")
     @classmethod
     def _bits_fit_the_format(cls, bits: int) -> int:
-        fmt = CHECKPOINT_FORMATS[cls.algorithm]
+        fmt = CHECKPOINT_FORMATS[cls.options_class.algorithm]
         allowed = FORMAT_BITS[fmt]
         if bits not in allowed:
             raise ValueError(f"{bits} bits cannot be written: the {fmt} checkpoint format holds "
@@ -72,7 +73,7 @@ class CalibratedConfig(QuantizeConfig):
 
 
 class AWQConfig(CalibratedConfig):
-    algorithm: ClassVar[str] = "awq"
+    options_class: ClassVar[type[QuantizeOptions]] = AwqOptions
 
     sym: bool = Field(False, description="Symmetric quantization; default asymmetric with a zero point, as AWQ does.")
     n_grid: int = Field(20, ge=1, description="Grid points of the activation-aware scale search (and of the clip search).")
@@ -84,7 +85,7 @@ class AWQConfig(CalibratedConfig):
 
 
 class GPTQConfig(CalibratedConfig):
-    algorithm: ClassVar[str] = "gptq"
+    options_class: ClassVar[type[QuantizeOptions]] = GptqOptions
 
     sym: bool = Field(
         False, description="Symmetric quantization (zero point 2**(bits-1)). Default asymmetric, a zero point per group: "
@@ -103,17 +104,20 @@ class GPTQConfig(CalibratedConfig):
 
 
 class RTNConfig(QuantizeConfig):
-    algorithm: ClassVar[str] = "rtn"
+    options_class: ClassVar[type[QuantizeOptions]] = RtnOptions
 
     sym: bool = Field(False, description="Symmetric quantization; default asymmetric with a zero point per group.")
 
 
-class _Quantize(Pass):
+QuantizeConfigT = TypeVar("QuantizeConfigT", bound=QuantizeConfig)
+
+
+class _Quantize(Pass[HfModel, QuantizeConfigT]):
     accepts = ("hf",)
     produces = "hf"
     version = "1"
 
-    def run(self, model: HfModel, config: QuantizeConfig, context: PassContext) -> HfModel:
+    def run(self, model: HfModel, config: QuantizeConfigT, context: PassContext) -> HfModel:
         from olivepress.models.loading import (
             load_causal_lm,
             load_tokenizer,
@@ -134,7 +138,7 @@ class _Quantize(Pass):
         if method is not None:
             raise OlivepressError(f"{model.path}: the model is already quantized (quantization_config.quant_method "
                                   f"'{method}'); {self.name} needs the float model")
-        spec = config.spec()
+        options = config.options()
         load_kwargs = without_dtype(model.load_kwargs)
         rows = None
         if isinstance(config, CalibratedConfig):
@@ -143,28 +147,28 @@ class _Quantize(Pass):
         dtype = _model_dtype(model.load_kwargs, model_config)
         context.logger.info("%s: loading %s in %s", self.name, model.path, dtype)
         torch_model = load_causal_lm(model.path, dtype, **load_kwargs).eval()
-        quant_plan, group_size = plan(torch_model, spec, context.logger)
+        quant_plan, group_size = plan(torch_model, options, context.logger)
         device = _device(context)
-        quantize_model(torch_model, spec, quant_plan, group_size, rows, device)
+        quantize_model(torch_model, options, quant_plan, group_size, rows, device)
         calibration = {} if rows is None else {"calibration_samples": int(rows.shape[0]),
                                                "calibration_seq_len": int(rows.shape[1])}
-        save_quantized(torch_model, model.path, context.output_dir, quantization_config(spec, group_size, calibration))
+        save_quantized(torch_model, model.path, context.output_dir, quantization_config(options, group_size, calibration))
         return HfModel(path=context.output_dir, task=model.task, load_kwargs=model.load_kwargs)
 
 
-class AWQ(_Quantize):
+class AWQ(_Quantize[AWQConfig]):
     name = "AWQ"
     description = "Activation-aware int4 weight quantization (AWQ) in torch, on CPU or CUDA; writes an awq checkpoint."
     Config = AWQConfig
 
 
-class GPTQ(_Quantize):
+class GPTQ(_Quantize[GPTQConfig]):
     name = "GPTQ"
     description = "GPTQ int4/int8 weight quantization in torch, on CPU or CUDA; writes a gptq checkpoint."
     Config = GPTQConfig
 
 
-class RTN(_Quantize):
+class RTN(_Quantize[RTNConfig]):
     name = "RTN"
     description = "Round-to-nearest int4/int8 weight quantization, no calibration data; writes a gptq checkpoint."
     Config = RTNConfig

@@ -11,8 +11,6 @@ from olivepress.config.base import did_you_mean
 from olivepress.errors import OlivepressError
 from olivepress.log import logger
 
-# Older TrainingArguments names (as in the Phi-3 cookbook's configs) and their current ones.
-LEGACY_NAMES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
 # Set by the pass: checkpoints and logs go nowhere, and the pass shows its own progress bar.
 PASS_OWNED = {"output_dir": None, "report_to": "none", "save_strategy": "no", "disable_tqdm": True}
 # Where the pass's defaults differ from TrainingArguments' own.
@@ -28,21 +26,14 @@ def training_argument_names() -> tuple[str, ...]:
 
 
 def check_training_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Rename legacy keys (with a warning) and reject unknown ones with a 'did you mean'; raises ValueError."""
-    if not args:
-        return args
-    names = training_argument_names()
-    checked: dict[str, Any] = {}
-    for key, value in args.items():
-        if key in LEGACY_NAMES:
-            logger.warning("training_args.%s is an older name of %s; using it as %s", key, LEGACY_NAMES[key], LEGACY_NAMES[key])
-            key = LEGACY_NAMES[key]
+    """The args, when every key is a TrainingArguments field; else ValueError with a 'did you mean'.
+
+    Older names (evaluation_strategy) are rewritten by the document's migration, not here."""
+    for key in args:
+        names = training_argument_names()
         if key not in names:
             raise ValueError(f"unknown TrainingArguments key '{key}'{did_you_mean(key, list(names))}")
-        if key in checked:
-            raise ValueError(f"'{key}' is given twice (under an older name too)")
-        checked[key] = value
-    return checked
+    return args
 
 
 def training_arguments(user_args: dict[str, Any], output_dir: Path, **pass_args: Any):
@@ -71,7 +62,8 @@ def progress_callback(description: str):
             self.bar = tqdm(total=state.max_steps, desc=description, unit="step", disable=None, leave=False)
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.bar.update(state.global_step - self.bar.n)
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.bar is not None and logs and "loss" in logs:

@@ -17,12 +17,14 @@ from olivepress.config.sections import AzureMLClientConfig
 from olivepress.errors import OlivepressError
 from olivepress.log import logger
 from olivepress.models.azureml_assets import (
+    Asset,
+    AssetConnect,
     DatastorePath,
     RegistryModel,
     WorkspaceModel,
 )
-from olivepress.systems.azureml.service import AzureMLService
-from olivepress.systems.azureml.workspace import Workspace
+from olivepress.systems.azureml.service import AzureMLService, Connect
+from olivepress.systems.azureml.workspace import Workspace, resolve_workspace
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -69,9 +71,10 @@ def ml_client(credential: "TokenCredential", workspace: Workspace | None = None,
     """An MLClient for a workspace or a registry; constructing it calls no service."""
     from azure.ai.ml import MLClient
 
-    timeout = {"read_timeout": settings.read_timeout} if settings else {}
+    timeout: dict[str, Any] = {"read_timeout": settings.read_timeout} if settings else {}
     if registry is not None:
         return MLClient(credential, registry_name=registry, **timeout)
+    assert workspace is not None, "ml_client: give a workspace or a registry"
     return MLClient(credential, workspace.subscription_id, workspace.resource_group, workspace.workspace_name, **timeout)
 
 
@@ -82,6 +85,20 @@ def connect(settings: AzureMLClientConfig | None, workspace: Workspace | None = 
     credential = default_credential(settings)
     check_credential(credential)
     return MLClientService(ml_client(credential, workspace, registry, settings), settings, where=str(workspace or registry))
+
+
+def asset_connect(settings: AzureMLClientConfig | None, connect: Connect) -> AssetConnect:
+    """How an asset store reaches each asset: a registry's model through the registry, a datastore path that
+    names its workspace through that workspace, anything else through the document's workspace."""
+
+    def service(asset: Asset) -> AzureMLService:
+        if isinstance(asset, RegistryModel):
+            return connect(settings, registry=asset.registry)
+        if isinstance(asset, DatastorePath) and asset.workspace is not None:
+            return connect(settings, Workspace(*asset.workspace))
+        return connect(settings, resolve_workspace(settings))
+
+    return service
 
 
 class MLClientService:

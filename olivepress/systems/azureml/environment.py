@@ -35,6 +35,7 @@ def job_environment(system_name: str, config: AzureMLSystemConfig) -> "Environme
         return f"azureml:{registered.name}:{registered.version}" if registered.version else \
             f"azureml:{registered.name}@{registered.label}"
     docker = config.aml_docker_config
+    assert docker is not None  # the config's validator demands one of the two
     where = f"systems.{system_name}.aml_docker_config"
     conda_file = _conda_file(docker.conda_file_path, f"{where}.conda_file_path") if docker.conda_file_path else None
     build = None

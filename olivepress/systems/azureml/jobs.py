@@ -1,11 +1,12 @@
 """Building an azure-ai-ml command job for an AzureML system, running it, and writing it as YAML."""
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from olivepress.config.sections import AzureMLSystemConfig
-from olivepress.errors import OlivepressError
+from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.log import logger
 from olivepress.systems.azureml.environment import check_compute_name, job_environment
 from olivepress.systems.azureml.service import FINISHED_OK, AzureMLService
@@ -18,13 +19,11 @@ LOG_TAIL_LINES = 20
 OUTPUT = "output"  # the job's one output folder
 
 
-class RemoteJobFailed(OlivepressError):
+class RemoteJobFailed(RunFailedError):
     """The job ran and failed (or was canceled): a failed run, not bad input."""
 
-    exit_code = 1
 
-
-def build_job(system_name: str, config: AzureMLSystemConfig, command: str, inputs: dict[str, "Input"],
+def build_job(system_name: str, config: AzureMLSystemConfig, command: str, inputs: Mapping[str, "Input"],
               experiment: str, display_name: str) -> "CommandJob":
     from azure.ai.ml import Output
     from azure.ai.ml.entities import CommandJob, JobResourceConfiguration
@@ -40,7 +39,7 @@ def build_job(system_name: str, config: AzureMLSystemConfig, command: str, input
         raise OlivepressError(f"systems.{system_name}.resources: {error}") from None
     return CommandJob(
         command=command,
-        inputs=inputs,
+        inputs=dict(inputs),
         outputs={OUTPUT: Output(type="uri_folder")},
         environment=job_environment(system_name, config),
         compute=check_compute_name(system_name, config),

@@ -1,17 +1,20 @@
 """The few calls olivepress makes to the AzureML service, behind one narrow interface.
 
 `AzureMLService` is what the rest of olivepress uses; `client.MLClientService` implements it with
-azure-ai-ml, and tests replace it with a recording double.
+azure-ai-ml. A `Connect` opens one: the engine and the commands are handed `client.connect`, and tests
+hand in a recording double instead.
 """
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from olivepress.config.sections import AzureMLClientConfig
 from olivepress.models.azureml_assets import (
     DatastorePath,
     RegistryModel,
     WorkspaceModel,
 )
+from olivepress.systems.azureml.workspace import Workspace
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import CommandJob, Data, Model
@@ -49,3 +52,11 @@ class AzureMLService(Protocol):
 
     def download_datastore_path(self, asset: DatastorePath, into: Path) -> None:
         """Put a datastore file or folder into the folder `into` (which must not exist)."""
+
+
+class Connect(Protocol):
+    """Opens the service of a workspace or a registry (`client.connect`, or a test's double); whatever talks
+    to AzureML is handed one."""
+
+    def __call__(self, settings: AzureMLClientConfig | None, workspace: Workspace | None = None,
+                 registry: str | None = None) -> AzureMLService: ...

@@ -17,7 +17,7 @@ from olivepress.hashing import FingerprintMemo
 from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
 from olivepress.systems.azureml.jobs import OUTPUT, RemoteJobFailed, build_job, run_job
-from olivepress.systems.azureml.service import AzureMLService
+from olivepress.systems.azureml.service import AzureMLService, Connect
 from olivepress.systems.azureml.staging import Stager, stage_data_configs
 from olivepress.systems.base import System
 from olivepress.systems.protocol import (
@@ -38,7 +38,8 @@ RESULT_FILE = "result.json"
 class AzureMLSystem(System):
     kind = "AzureML"
 
-    def __init__(self, name: str, config: AzureMLSystemConfig, workflow: Workflow, memo: FingerprintMemo):
+    def __init__(self, name: str, config: AzureMLSystemConfig, workflow: Workflow, memo: FingerprintMemo,
+                 connect: Connect):
         from olivepress.systems.azureml.client import require_azure
 
         require_azure()
@@ -46,6 +47,7 @@ class AzureMLSystem(System):
         self.config = config
         self.workflow = workflow
         self.memo = memo
+        self.connect = connect
         self._service: AzureMLService | None = None
 
     def describe(self) -> dict[str, str]:
@@ -53,11 +55,10 @@ class AzureMLSystem(System):
 
     def service(self) -> AzureMLService:
         if self._service is None:
-            from olivepress.systems.azureml import client
             from olivepress.systems.azureml.workspace import resolve_workspace
 
             settings = self.workflow.config.azureml_client
-            self._service = client.connect(settings, resolve_workspace(settings))
+            self._service = self.connect(settings, resolve_workspace(settings))
             self._service.check_compute(self.config.aml_compute)
         return self._service
 
@@ -66,7 +67,9 @@ class AzureMLSystem(System):
         """The job for one pass: its request file is written into `request_dir` and staged like the model."""
         codec = PathCodec(model.folders())
         inputs = {role: stager.folder(folder, f"{role} folder") for role, folder in model.folders().items()}
-        used = [context.data_config(name) for name in dict.fromkeys(step.config.data_config_names().values())]
+        # the data as the document declares it: an azureml:// data file goes to the job as an input, not through here
+        declared = {data.name: data for data in self.workflow.config.data_configs}
+        used = [declared[name] for name in dict.fromkeys(step.config.data_config_names().values())]
         data, data_inputs = stage_data_configs(used, stager, lambda name, _file: f"root:{name}")
         inputs.update(data_inputs)
         request = build_request(step, model, context, codec, data, output_dir=f"root:{OUTPUT}/model", scratch_dir=None)

@@ -14,7 +14,7 @@ class AddNoteConfig(PassConfig):
     note: str = Field("hello", description="The text written to NOTE.txt.")
 
 
-class AddNote(Pass):
+class AddNote(Pass[HfModel, AddNoteConfig]):
     name = "AddNote"
     description = "Copy a Hugging Face model folder and write NOTE.txt into it."
     version = "1"

@@ -26,7 +26,7 @@ def write_dry_run(engine: Engine) -> list[Path]:
 
     if engine.workflow.config.azureml_host() is not None:
         require_azure()
-        from olivepress.systems.azureml.host import build_workflow_job
+        from olivepress.hosts.azureml import build_workflow_job
 
         folder = dry_run_folder(engine)
         stager = Stager(engine.cache.memo)
@@ -40,7 +40,7 @@ def write_dry_run(engine: Engine) -> list[Path]:
 def _pass_jobs(engine: Engine, system) -> list[Path]:
     """One job per pass while its input model is known: the input model, then the outputs already cached."""
     folder = dry_run_folder(engine)
-    model = resolve_input_model(engine.workflow.config.input_model, fetch=False)
+    model = resolve_input_model(engine.workflow.config.input_model, fetch=False, assets=engine.assets)
     written: list[Path] = []
     if model is None:
         logger.warning("azureml dry run: the input model is not fetched yet, so no pass job is built")
@@ -51,12 +51,13 @@ def _pass_jobs(engine: Engine, system) -> list[Path]:
                               data_configs=engine.data_configs)
         job = system.build_pass_job(step, model, context, stager, folder / "files" / step.name)
         written += write_yaml(folder, job, stager.assets, f"pass-{index}-{step.name}")
-        if not cached:
+        entry = engine.cache.lookup(key) if cached else None
+        if entry is None:  # not cached, or damaged (and so removed by lookup)
             remaining = len(engine.workflow.steps) - index
             if remaining:
                 logger.warning("azureml dry run: the next %d pass job(s) need pass '%s''s output first", remaining, step.name)
             break
-        model = engine.cache.lookup(key).model
+        model = entry.model
     return written
 
 

@@ -44,7 +44,9 @@ def build_workflow_job(engine: Engine, stager: Stager, work_dir: Path, fetch: bo
     from azure.ai.ml import Input
 
     config = engine.workflow.config
-    host_name, system = config.azureml_host()
+    host = config.azureml_host()
+    assert host is not None  # only called when engine.host is an AzureML system
+    host_name, system = host
     inputs: dict[str, Input] = {}
     links: list[str] = []
 
@@ -64,9 +66,9 @@ def build_workflow_job(engine: Engine, stager: Stager, work_dir: Path, fetch: bo
     inputs["workflow"] = stager.file(work_dir / DOCUMENT_FILE, f"workflow {config.workflow_id}")
     output = f"${{{{outputs.{OUTPUT}}}}}"
     command = " && ".join([
-        f"python -m olivepress.systems.azureml.remote link {' '.join(links)}",
+        f"python -m olivepress.hosts.azureml_job link {' '.join(links)}",
         f"olivepress run --config ${{{{inputs.workflow}}}} --output_path {output}/result",
-        f"python -m olivepress.systems.azureml.remote export-steps --cache {REMOTE_CACHE} "
+        f"python -m olivepress.hosts.azureml_job export-steps --cache {REMOTE_CACHE} "
         f"--footprint {output}/result/{FOOTPRINT_FILE} --into {output}/steps",
     ])
     return build_job(host_name, system, command, inputs, config.workflow_id, config.workflow_id)
@@ -116,15 +118,17 @@ def remote_document(engine: Engine, data_configs: list[dict[str, Any]], has_adap
 
 def submit_workflow(engine: Engine) -> RunResult:
     """Run the workflow as one AzureML job and bring its results home."""
-    from olivepress.systems.azureml import client
+    from olivepress.systems.azureml.client import require_azure
     from olivepress.systems.azureml.workspace import resolve_workspace
 
     started = time.perf_counter()
     engine.begin()
     config = engine.workflow.config
-    _, system = config.azureml_host()
-    client.require_azure()
-    service = client.connect(config.azureml_client, resolve_workspace(config.azureml_client))
+    host = config.azureml_host()
+    assert host is not None  # only called when engine.host is an AzureML system
+    _, system = host
+    require_azure()
+    service = engine.connect(config.azureml_client, resolve_workspace(config.azureml_client))
     service.check_compute(system.aml_compute)
     work_key = f"azurejob_{uuid.uuid4().hex[:12]}"
     with engine.cache.writer(work_key):  # the lock keeps `cache gc` away from the work folder
@@ -152,7 +156,7 @@ def import_results(engine: Engine, download: Path, job_name: str) -> tuple[list[
                        "model comes home, not each pass's output", job_name)
         return steps, model, {**remote, "host": {"system": engine.workflow.config.engine.host, "type": "AzureML",
                                                  "job": job_name}}
-    for index, (step, ran) in enumerate(zip(engine.workflow.steps, ran_passes)):
+    for index, (step, ran) in enumerate(zip(engine.workflow.steps, ran_passes, strict=True)):
         step_input = key
         entry = _import_step(engine, download / "steps" / str(index), step, ran, step_input, remote, job_name)
         model, key = entry.model, entry.key

@@ -1,8 +1,8 @@
 """The job side of a whole workflow on AzureML (engine.host): before `olivepress run`, link the job's
 inputs where the document sent with it expects them; after it, export each pass's output.
 
-    python -m olivepress.systems.azureml.remote link NAME=PATH ...
-    python -m olivepress.systems.azureml.remote export-steps --cache DIR --footprint FILE --into DIR
+    python -m olivepress.hosts.azureml_job link NAME=PATH ...
+    python -m olivepress.hosts.azureml_job export-steps --cache DIR --footprint FILE --into DIR
 """
 
 import argparse
@@ -45,7 +45,7 @@ def export_steps(cache_dir: Path, footprint_file: Path, into: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m olivepress.systems.azureml.remote")
+    parser = argparse.ArgumentParser(prog="python -m olivepress.hosts.azureml_job")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("link").add_argument("pairs", nargs="+", metavar="NAME=PATH")
     export = commands.add_parser("export-steps")

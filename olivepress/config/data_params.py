@@ -5,7 +5,7 @@ Imported when a document is loaded, so it depends on pydantic and olivepress.con
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 
 from olivepress.config.base import ConfigModel
 
@@ -43,10 +43,7 @@ class PreProcessParams(ConfigModel):
         "join", description="'join' packs all texts, each ended by EOS, into rows of exactly max_seq_len tokens "
         "(no padding); 'line-by-line' keeps one text per row, truncated to max_seq_len."
     )
-    max_seq_len: int = Field(
-        1024, gt=0, validation_alias=AliasChoices("max_seq_len", "source_max_len"),
-        description="Tokens per row (source_max_len is Olive's older name).",
-    )
+    max_seq_len: int = Field(1024, gt=0, description="Tokens per row.")
     pad_to_max_len: bool = Field(
         False, description="line-by-line: pad every row to max_seq_len; otherwise batches are padded to their longest row."
     )
@@ -57,9 +54,7 @@ class PreProcessParams(ConfigModel):
     eval_dataset_size: int | float | None = Field(
         None, description="Hold out rows for evaluation: a count (int >= 1) or a fraction (0 < float < 1)."
     )
-    random_seed: int = Field(
-        42, validation_alias=AliasChoices("random_seed", "seed"), description="Seed of the train/eval split."
-    )
+    random_seed: int = Field(42, description="Seed of the train/eval split.")
 
     @field_validator("eval_dataset_size")
     @classmethod
