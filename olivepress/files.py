@@ -76,3 +76,33 @@ def _rename_to_new(staging: Path, target: Path) -> None:
         if target.exists():
             raise FileExistsError(f"{target} appeared while it was being written") from error
         raise
+
+
+def first_symlink(folder: Path) -> Path | None:
+    """The first symlink under `folder` (not followed), or None when it holds none."""
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(dirs + names):
+            if os.path.islink(os.path.join(root, name)):
+                return Path(root, name)
+    return None
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """Hard-link `source` at `target` where the file system allows it (no bytes copied), else copy it."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def copy_folder(source: Path, target: Path, follow_links: bool = True, link_files: bool = False) -> None:
+    """Copy the folder `source` to the new folder `target`. Without `follow_links`, nothing is read through a
+    symlink: a symlink anywhere in `source` raises ValueError naming it. With `link_files`, files are
+    hard-linked where the file system allows."""
+    if not follow_links and source.is_symlink():
+        raise ValueError(f"{source} is a symlink")
+    shutil.copytree(source, target, symlinks=not follow_links, copy_function=link_or_copy if link_files else shutil.copy2)
+    link = None if follow_links else first_symlink(target)
+    if link is not None:  # checked on the copy, which nobody else writes, so a link that appears mid-copy is caught
+        raise ValueError(f"{source / link.relative_to(target)} is a symlink")

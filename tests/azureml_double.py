@@ -110,7 +110,7 @@ class RecordingService:
         for input_name, job_input in job.inputs.items():
             command = command.replace(f"${{{{inputs.{input_name}}}}}", str(self._local(job_input.path)))
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               "PYTHONPATH": str(TESTS_DIR)}
+               "PYTHONPATH": str(TESTS_DIR), "PIP_DRY_RUN": "1", "PIP_NO_INDEX": "1"}  # never change the test venv
         done = subprocess.run(["bash", "-c", command], cwd=work / "cwd", env=env, capture_output=True, text=True)
         self.log = (done.stdout + done.stderr).splitlines()
         return "Completed" if done.returncode == 0 else "Failed"

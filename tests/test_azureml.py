@@ -15,6 +15,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azureml_double import RecordingService, cli, service  # noqa: F401 (cli, service: fixtures)
 from pydantic import Field
 
+import olivepress
 from olivepress.data.files import local_data_files
 from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.hashing import FingerprintMemo
@@ -22,6 +23,7 @@ from olivepress.models.azureml_assets import AssetStore, RegistryModel, Workspac
 from olivepress.models.handles import HfModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.systems.azureml import client
+from olivepress.systems.azureml.setup import WHEEL_INPUT
 from olivepress.systems.azureml.workspace import Workspace
 
 pytestmark = pytest.mark.azureml
@@ -70,6 +72,9 @@ class AttachNote(Pass[HfModel, AttachNoteConfig]):
     def run(self, model: HfModel, config: AttachNoteConfig, context: PassContext) -> HfModel:
         (context.output_dir / "note.txt").write_text(config.note)
         return HfModel(path=model.path, adapter_path=context.output_dir, task=model.task)
+
+
+INSTALL = 'python -m pip install --quiet "$(ls ${{inputs.olivepress_wheel}}/*.whl)" && '
 
 
 @pytest.fixture
@@ -141,7 +146,7 @@ def test_each_pass_runs_as_a_job_and_comes_home_under_the_local_key(service, fil
         "submit_job", "download_job_output", "submit_job", "download_job_output"]
 
     job = service.jobs["job-1"]
-    assert job.command == (
+    assert job.command == INSTALL + (
         "python -m olivepress.systems.worker --request ${{inputs.request}} --result ${{outputs.output}}/result.json "
         "--root model=${{inputs.model}} --root data_0=${{inputs.data_0}} --root output=${{outputs.output}}"
     )
@@ -150,7 +155,7 @@ def test_each_pass_runs_as_a_job_and_comes_home_under_the_local_key(service, fil
     assert job.tags == {"created_by": "olivepress", "team": "travel"}
     assert job.environment.image == IMAGE
     assert job.environment.conda_file["dependencies"][-1] == {"pip": ["olivepress[azureml]"]}
-    assert {name: (i.type, i.path) for name, i in job.inputs.items() if name != "request"} == {
+    assert {name: (i.type, i.path) for name, i in job.inputs.items() if name not in ("request", WHEEL_INPUT)} == {
         "model": ("uri_folder", f"azureml:{asset_name(files['model'])}:1"),
         "data_0": ("uri_file", f"azureml:{asset_name(files['data'])}:1"),
     }
@@ -169,16 +174,16 @@ def test_each_pass_runs_as_a_job_and_comes_home_under_the_local_key(service, fil
         name: i.path for name, i in job.inputs.items()}
 
     second = service.jobs["job-2"]
-    assert set(second.inputs) == {"model", "request"}  # the first pass's output, staged from the local cache
+    assert set(second.inputs) == {"model", "request", WHEEL_INPUT}  # the first pass's output, staged from the local cache
     out_dir = tmp_path / "out"
     assert (out_dir / "model" / "rows.txt").read_text() == "3"
     assert (out_dir / "adapter" / "note.txt").read_text() == "from azure"
     assert "rows 3" in out
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "entries").glob("*/entry.json")]
     assert {e["system"]["type"] for e in entries} == {"AzureML"}
-    # the second pass kept the model where the first one's entry has it: no copy came back
+    # the second pass kept its input model; the entry holds its own link of it (entries are self-contained)
     note_entry = next(e for e in entries if e["pass"] == "AttachNote")
-    assert note_entry["model"]["model_path"].startswith("cache:entries/")
+    assert note_entry["model"]["model_path"].startswith("entry:inputs/")
     assert_reused_locally(tmp_path, files, write_doc, cli, out_dir)
 
 
@@ -213,7 +218,7 @@ def test_the_whole_workflow_runs_as_one_job_and_every_pass_comes_home(service, f
     assert code == 0, err + "\n".join(service.log)
     assert list(service.jobs) == ["job-1"]
     job = service.jobs["job-1"]
-    assert job.command == (
+    assert job.command == INSTALL + (
         "python -m olivepress.hosts.azureml_job link model=${{inputs.model}} "
         "data_0/train.jsonl=${{inputs.data_0}} && "
         "olivepress run --config ${{inputs.workflow}} --output_path ${{outputs.output}}/result && "
@@ -262,11 +267,15 @@ def test_dry_run_writes_entities_that_azure_ai_ml_loads(role, service, files, tm
     folder = tmp_path / "out-azureml"
     written = sorted(path.name for path in folder.glob("*.yml"))
     job_file = "workflow-job.yml" if role == "host" else "pass-1-count.yml"
+    [wheels] = (tmp_path / "cache" / "wheels").iterdir()
     assert written == sorted([job_file, job_file.replace(".yml", ".environment.yml"), *(
-        f"data-{name}.yml" for name in {asset_name(files["model"]), asset_name(files["data"]), *_request_assets(folder)})])
+        f"data-{name}.yml" for name in {asset_name(files["model"]), asset_name(files["data"]), asset_name(wheels),
+                                         *_request_assets(folder)})])
+    assert [path.name for path in wheels.iterdir()] == [f"olivepress-{olivepress.__version__}-py3-none-any.whl"]
     assert f"azureml: wrote {folder / job_file}" in out
     job = load_job(folder / job_file)
-    assert job._validate().passed and job.compute == "cpu-cluster"
+    assert job._validate().passed and job.compute == "cpu-cluster" and job.command.startswith(INSTALL)
+    assert job.inputs[WHEEL_INPUT].path.removeprefix("azureml:") == f"{asset_name(wheels)}:1"
     assert load_environment(folder / job_file.replace(".yml", ".environment.yml")).image == IMAGE
     model_asset = load_data(folder / f"data-{asset_name(files['model'])}.yml")
     assert (model_asset.type, str(model_asset.path)) == ("uri_folder", str(files["model"]))
@@ -462,3 +471,35 @@ def test_workspace_details_come_from_flags_document_environment_and_config_json(
     assert str(resolve_workspace(document, {"subscription_id": "flag-sub"})) == "flag-sub/env-rg/doc-ws"
     with pytest.raises(OlivepressError, match="aml_config_path: nope.json: no such file"):
         resolve_workspace(AzureMLClientConfig(aml_config_path="nope.json"))
+
+
+def test_a_job_can_leave_olivepress_to_its_environment(service, files, tmp_path, write_doc, cli):
+    doc = document(tmp_path, files, host="aml")
+    doc["systems"]["aml"]["install_olivepress"] = False
+    code, _, err = cli("run", "--config", write_doc(doc), "--dry-run")
+    assert code == 0, err
+    job = load_job_file(tmp_path / "out-azureml" / "workflow-job.yml")
+    assert job.command.startswith("python -m olivepress.hosts.azureml_job link") and WHEEL_INPUT not in job.inputs
+    assert not (tmp_path / "cache" / "wheels").exists()
+
+
+def test_hf_token_logs_the_job_in_with_the_key_vault_secret(service, files, tmp_path, write_doc, cli):
+    doc = document(tmp_path, files, host="aml")
+    doc["systems"]["aml"]["hf_token"] = True
+    code, _, err = cli("run", "--config", write_doc(doc), "--dry-run")
+    assert code == 2 and err.strip().endswith("systems.aml.hf_token: name the key vault holding the 'hf-token' secret "
+                                              "in azureml_client.keyvault_name")
+    doc["azureml_client"]["keyvault_name"] = "travel-vault"
+    doc["systems"]["aml"]["accelerators"] = [{"device": "gpu"}]
+    code, _, err = cli("run", "--config", write_doc(doc), "--dry-run")
+    assert code == 0, err
+    job = load_job_file(tmp_path / "out-azureml" / "workflow-job.yml")
+    assert job.command.startswith('python -m pip install --quiet "$(ls ${{inputs.olivepress_wheel}}/*.whl)[azureml,cuda]" '
+                                  "&& python -m olivepress.systems.azureml.hf_login && ")
+    assert job.environment_variables == {"HF_LOGIN": "1", "KEYVAULT_NAME": "travel-vault"}
+
+
+def load_job_file(path: Path):
+    from azure.ai.ml import load_job
+
+    return load_job(path)

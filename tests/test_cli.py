@@ -43,12 +43,14 @@ def test_model_folder_without_config_json(tmp_path, write_doc, cli):
                    "(no config.json)\n")
 
 
-def test_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc, cli, monkeypatch):
+def test_offline_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc, cli, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     code, _, err = cli("run", "--config", write_doc(builder_workflow("someorg/some-model", tmp_path)))
     assert code == 2
-    assert f"'someorg/some-model' is not a local folder and not in the local Hugging Face cache ({tmp_path / 'hf'})" in err
-    assert "run `hf download someorg/some-model`" in err
+    assert (f"'someorg/some-model' (revision main) is not a local folder and not in the local Hugging Face cache "
+            f"({tmp_path / 'hf'}), and HF_HUB_OFFLINE is set") in err
+    assert "run `hf download someorg/some-model --revision main`" in err
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ LAYERS = {
     "systems": 4,
     "engine": 5,
     "hosts": 6,
-    "cli": 7, "__main__": 7,
+    "api": 7,
+    "cli": 8, "__main__": 8,
 }
 
 

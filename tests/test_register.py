@@ -1,4 +1,5 @@
-"""`olivepress register`: a model folder as an AzureML custom_model, like `az ml model create`."""
+"""`olivepress register`: a model folder as an AzureML custom_model (an MLflow folder as an mlflow_model), like
+`az ml model create`."""
 
 import json
 from pathlib import Path
@@ -36,6 +37,17 @@ def test_register_sends_a_custom_model(service, model_folder, cli, monkeypatch):
     assert service.connected == [("sub-from-env/RG/WS", None)]
     assert service.calls == [("create_model", "ft-for-travel", "1", "custom_model", str(model_folder))]
     assert out.strip() == "registered azureml:ft-for-travel:1 in workspace WS (RG)"
+
+
+def test_an_mlflow_folder_is_an_mlflow_model(service, tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("AZUREML_SUBSCRIPTION_ID", "sub")
+    folder = tmp_path / "mlflow"
+    (folder / "data" / "model").mkdir(parents=True)
+    (folder / "data" / "model" / "config.json").write_text("{}")
+    (folder / "MLmodel").write_text("flavors:\n  transformers:\n    model_binary: model\n")
+    code, _, err = cli(*register_args(folder))
+    assert code == 0, err
+    assert service.calls == [("create_model", "ft-for-travel", "1", "mlflow_model", str(folder))]
 
 
 def test_dry_run_writes_yaml_that_load_model_reads(service, model_folder, cli, tmp_path):

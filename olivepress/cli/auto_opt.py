@@ -7,19 +7,11 @@ and, when the model has an adapter, adapter_weights.onnx_adapter.
 
 import argparse
 
+from olivepress import api
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
-from olivepress.config.sections import HfModelConfig
-from olivepress.engine.auto_opt import (
-    AUTO_OPT_PROVIDERS,
-    choose_chain,
-    choose_provider,
-)
-from olivepress.models.azureml_assets import AssetStore
-from olivepress.models.default_model import olivepress_home
-from olivepress.models.handles import HfModel
-from olivepress.models.resolve import resolve_input_model
-from olivepress.systems.azureml.client import asset_connect
+from olivepress.cli.run import print_outcome
+from olivepress.engine.auto_opt import AUTO_OPT_PROVIDERS, Chain
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -37,20 +29,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    provider = choose_provider(args.device, args.provider)
-    input_model = task.input_model_section(args)
-    assets = AssetStore(olivepress_home() / "azureml", asset_connect(None, args.connect))  # an azureml: model, read once
-    model = resolve_input_model(HfModelConfig(**input_model), assets=assets)
-    assert isinstance(model, HfModel)  # an HfModel section resolves to one
-    chain = choose_chain(model, provider, args.precision, args.use_ort_genai)
+    print_outcome(api.auto_opt(**task.keywords(args, api.auto_opt), on_chain=print_chain))
+    return 0
+
+
+def print_chain(chain: Chain) -> None:
     print(f"auto-opt: {chain.describe()}")
     for note in chain.notes:
         print(f"  note: {note}")
-    document = {
-        "input_model": input_model,
-        "systems": {"local": {"type": "LocalSystem",
-                              "accelerators": [{"device": args.device, "execution_providers": [provider]}]}},
-        "passes": {step.name: step.entry() for step in chain.steps},
-    }
-    task.run_document(document, args, "auto-opt")
-    return 0

@@ -31,15 +31,18 @@ def _ls(cache: Cache) -> int:
 
 
 def _verify(cache: Cache) -> int:
-    """Rehash every file of every entry; exit 1 if any entry is damaged (and remove it)."""
-    damaged = 0
-    for entry in cache.entries():
-        problems = cache.verify(entry.folder, force=True)
+    """Check every entry (its entry.json, the paths it names, a rehash of its files); exit 1 if any is damaged
+    (and remove it)."""
+    intact = damaged = 0
+    for folder in cache.entry_folders():
+        problems = cache.verify(folder, force=True)
         if problems:
             damaged += 1
-            print(f"{entry.key[:12]}  damaged: {'; '.join(problems)}  (removed)")
-            cache.remove(entry.key)
-    print(f"{len(cache.entries())} entries intact, {damaged} damaged")
+            print(f"{folder.name[:12]}  damaged: {'; '.join(problems)}  (removed)")
+            cache.remove(folder.name)
+        else:
+            intact += 1
+    print(f"{intact} entries intact, {damaged} damaged")
     return 1 if damaged else 0
 
 

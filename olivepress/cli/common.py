@@ -1,15 +1,8 @@
-"""What every command shares: flag spellings (Olive's underscore names and dashed forms both work) and
-reading a workflow document with every registry."""
+"""What every command shares: flag spellings (Olive's underscore names and dashed forms both work)."""
 
 import argparse
-from pathlib import Path
 
-from olivepress.config.source import SourceDocument
-from olivepress.engine.search.driver import strategy_registries
 from olivepress.log import DEFAULT_LEVEL
-from olivepress.passes.registry import PassRegistry
-from olivepress.workflow.loader import load_workflow, validate_document
-from olivepress.workflow.plan import Workflow
 
 
 def add_flag(parser: argparse._ActionsContainer, name: str, *aliases: str, **kwargs) -> None:
@@ -28,13 +21,3 @@ def common_parser() -> argparse.ArgumentParser:
     add_flag(parser, "log_level", type=int, choices=range(5), default=None,
              help=f"0 verbose (with tracebacks), 1 info, 2 warnings (default: {DEFAULT_LEVEL}), 3 errors, 4 critical")
     return parser
-
-
-def read_workflow(file: Path) -> Workflow:
-    """The document at `file`, checked with the installed passes, samplers and executors."""
-    return load_workflow(file, PassRegistry.default(), strategy_registries())
-
-
-def check_workflow(source: SourceDocument) -> Workflow:
-    """A document built in memory (by a task command), checked as `read_workflow` checks a file."""
-    return validate_document(source, PassRegistry.default(), strategy_registries())

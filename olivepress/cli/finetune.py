@@ -5,22 +5,23 @@ Writes OUT/adapter/ (the PEFT adapter) and OUT/model/ (the base it belongs to). 
 """
 
 import argparse
+from typing import Any
 
 import yaml
 
+from olivepress import api
+from olivepress.api.tasks import FINETUNE_PASS_TYPES
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
+from olivepress.cli.run import print_outcome
 from olivepress.errors import OlivepressError
-
-PASS_TYPES = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}
-EVAL_DATA_CONFIG_NAME = "eval_data"
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "finetune", parents=[common], help="fine-tune a LoRA/QLoRA/DoRA adapter (other flags go to TrainingArguments)"
     )
-    add_flag(parser, "method", choices=sorted(PASS_TYPES), default="lora", help="the adapter kind (default lora)")
+    add_flag(parser, "method", choices=sorted(FINETUNE_PASS_TYPES), default="lora", help="the adapter kind (default lora)")
     task.add_model_flags(parser)
     task.add_data_flags(parser, required=True)
     group = parser.add_argument_group("adapter and training")
@@ -40,29 +41,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    training_args = task.given(per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-                              max_steps=args.max_steps, num_train_epochs=args.num_train_epochs)
-    training_args.update(parse_passthrough(args.unknown_flags))
-    lora = task.given(type=PASS_TYPES[args.method], r=args.lora_r, alpha=args.lora_alpha,
-                     lora_dropout=args.lora_dropout, torch_dtype=args.torch_dtype,
-                     target_modules=args.target_modules.split(",") if args.target_modules else None,
-                     eval_dataset_size=_count_or_fraction(args.eval_dataset_size))
-    lora.update(train_data_config=task.DATA_CONFIG_NAME, training_args=training_args)
-    data_configs = task.data_configs_section(args)
-    if args.eval_split:
-        if args.eval_dataset_size is not None:
-            raise OlivepressError("give --eval_split or --eval_dataset_size, not both")
-        data_configs.append(task.split_of(data_configs[0], args.eval_split, EVAL_DATA_CONFIG_NAME))
-        lora["eval_data_config"] = EVAL_DATA_CONFIG_NAME
-    document = {"input_model": task.input_model_section(args), "data_configs": data_configs,
-                "passes": {args.method: lora}}
-    task.run_document(document, args, "finetune")
+    print_outcome(api.finetune(**task.keywords(args, api.finetune), **parse_passthrough(args.unknown_flags)))
     return 0
 
 
-def parse_passthrough(flags: list[str]) -> dict[str, object]:
+def parse_passthrough(flags: list[str]) -> dict[str, Any]:
     """['--warmup_steps', '5', '--bf16'] -> {'warmup_steps': 5, 'bf16': True}; values are read as YAML scalars."""
-    parsed: dict[str, object] = {}
+    parsed: dict[str, Any] = {}
     index = 0
     while index < len(flags):
         flag = flags[index]
@@ -77,9 +62,3 @@ def parse_passthrough(flags: list[str]) -> dict[str, object]:
         parsed[name] = yaml.safe_load(value)
         index += 1
     return parsed
-
-
-def _count_or_fraction(value: float | None) -> int | float | None:
-    if value is None:
-        return None
-    return int(value) if value >= 1 else value

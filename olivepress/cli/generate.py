@@ -4,9 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from olivepress import api
 from olivepress.cli.common import add_flag
 from olivepress.errors import OlivepressError
-from olivepress.runtime.generate import GenAIModel, GenerationOptions
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -40,12 +40,11 @@ def parse_adapters(values: list[str]) -> dict[str, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    options = GenerationOptions(
-        max_length=args.max_length, do_sample=args.do_sample, temperature=args.temperature, top_p=args.top_p,
-        top_k=args.top_k, repetition_penalty=args.repetition_penalty, use_chat_template=not args.no_chat_template,
-    )
-    model = GenAIModel(args.model, parse_adapters(args.adapter))
-    for piece in model.stream(args.prompt, options, adapter=args.use):
+    pieces = api.generate(args.model, args.prompt, adapters=parse_adapters(args.adapter), use=args.use,
+                          max_length=args.max_length, do_sample=args.do_sample, temperature=args.temperature,
+                          top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+                          use_chat_template=not args.no_chat_template)
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

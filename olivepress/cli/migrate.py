@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from olivepress.cli.common import add_flag, read_workflow
+from olivepress import api
+from olivepress.cli.common import add_flag
 from olivepress.errors import OlivepressError
 from olivepress.files import write_atomic
 
@@ -22,7 +23,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.output.resolve() == args.config.resolve():
         raise OlivepressError(f"--output {args.output}: that is the document being migrated; write the new form elsewhere")
-    workflow = read_workflow(args.config)  # the migrated document must be valid
+    workflow = api.load(args.config)  # the migrated document must be valid
     document = workflow.source.data
     text = (json.dumps(document, indent=2) + "\n" if args.output.suffix.lower() == ".json"
             else yaml.safe_dump(document, sort_keys=False))

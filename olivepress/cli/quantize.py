@@ -7,20 +7,20 @@ text shipped with olivepress when none is given.
 
 import argparse
 
+from olivepress import api
+from olivepress.api.tasks import PRECISION_BITS, QUANTIZE_PASS_TYPES
 from olivepress.cli import task
 from olivepress.cli.common import add_flag
-from olivepress.errors import OlivepressError
+from olivepress.cli.run import print_outcome
 from olivepress.passes.pytorch.quantize import QuantizeConfig
 
-PASS_TYPES = {"awq": "AWQ", "gptq": "GPTQ", "rtn": "RTN"}
-PRECISION_BITS = {"int4": 4, "int8": 8}
 DEFAULT_GROUP_SIZE = QuantizeConfig.model_fields["group_size"].default
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("quantize", parents=[common], help="quantize a Hugging Face model to int4 (AWQ, GPTQ, RTN)")
     task.add_model_flags(parser)
-    add_flag(parser, "algorithm", "-a", choices=sorted(PASS_TYPES), default="awq", help="default awq")
+    add_flag(parser, "algorithm", "-a", choices=sorted(QUANTIZE_PASS_TYPES), default="awq", help="default awq")
     add_flag(parser, "precision", choices=sorted(PRECISION_BITS), default="int4", help="default int4")
     add_flag(parser, "group_size", type=int, default=None,
              help=f"weights per scale (default {DEFAULT_GROUP_SIZE}; a divisor is chosen when it does not fit)")
@@ -31,15 +31,5 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    data_configs = task.data_configs_section(args)
-    calibration = task.given(num_samples=args.num_samples, seq_len=args.seq_len)
-    if args.algorithm == "rtn" and (data_configs or calibration):
-        raise OlivepressError("--algorithm rtn uses no calibration data; drop the data flags, --num_samples and --seq_len")
-    quantize = task.given(type=PASS_TYPES[args.algorithm], bits=PRECISION_BITS[args.precision],
-                          group_size=args.group_size, **calibration)
-    if data_configs:
-        quantize["data_config"] = task.DATA_CONFIG_NAME
-    document = {"input_model": task.input_model_section(args), "data_configs": data_configs,
-                "passes": {args.algorithm: quantize}}
-    task.run_document(document, args, "quantize")
+    print_outcome(api.quantize(**task.keywords(args, api.quantize)))
     return 0

@@ -1,4 +1,5 @@
-"""`olivepress register`: register a model folder in an AzureML workspace (custom_model), like
+"""`olivepress register`: register a model folder in an AzureML workspace (mlflow_model for an MLflow folder,
+custom_model otherwise), like
 `az ml model create --name N --version V --path P --resource-group RG --workspace-name WS`."""
 
 import argparse
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from olivepress.cli.common import add_flag
 from olivepress.errors import OlivepressError
+from olivepress.models.mlflow import is_mlflow_folder
 
 FLAGS = {"subscription_id": "--subscription", "resource_group": "--resource-group", "workspace_name": "--workspace-name"}
 
@@ -43,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_model(name: str, version: str, path: Path, description: str | None, tags: dict[str, str]):
-    """The azure-ai-ml Model entity `az ml model create` would send (type custom_model)."""
+    """The azure-ai-ml Model entity `az ml model create --type` would send: mlflow_model for a folder with an
+    MLmodel file, custom_model for any other (a GenAI folder)."""
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Model
 
@@ -52,7 +55,8 @@ def build_model(name: str, version: str, path: Path, description: str | None, ta
     if path.is_dir() and not any(path.iterdir()):
         raise OlivepressError(f"--path: {path} is an empty folder")
     try:
-        return Model(name=name, version=version, path=str(path.resolve()), type=AssetTypes.CUSTOM_MODEL,
+        kind = AssetTypes.MLFLOW_MODEL if is_mlflow_folder(path) else AssetTypes.CUSTOM_MODEL
+        return Model(name=name, version=version, path=str(path.resolve()), type=kind,
                      description=description, tags=tags)
     except Exception as error:  # azure-ai-ml's own checks of name and version
         raise OlivepressError(f"register: not a valid AzureML model: {error}") from None

@@ -3,14 +3,11 @@
 import argparse
 from pathlib import Path
 
-from olivepress.cli.common import add_flag, read_workflow
-from olivepress.engine.output import check_output_dir
+from olivepress import api
+from olivepress.cli.common import add_flag
 from olivepress.engine.report import PLOT_FILE, REPORT_FILE, number, summary_lines
-from olivepress.engine.runner import Engine, RunResult
-from olivepress.engine.search.driver import plan_lines
-from olivepress.hosts.dry_run import print_dry_run
-from olivepress.log import logger, setup_logging
-from olivepress.models.resolve import resolve_input_model
+from olivepress.engine.runner import RunResult
+from olivepress.log import setup_logging
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -22,25 +19,18 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    workflow = read_workflow(args.config)
+    workflow = api.load(args.config)
     if args.log_level is None:
         setup_logging(workflow.config.engine.log_severity_level)
-    for line in workflow.rewrite_lines():
-        logger.warning("rewrote %s", line)
-    if args.output_path is not None:
-        workflow.config.engine.output_dir = str(args.output_path)
-    engine = Engine(workflow, args.connect)
-    if args.dry_run:
-        print_plan(engine)
-        print_dry_run(engine)
-        return 0
-    if workflow.config.azureml_host() is not None:  # the whole workflow runs as one AzureML job
-        from olivepress.hosts.azureml import submit_workflow
-
-        print_result(submit_workflow(engine))
-        return 0
-    print_result(engine.run())
+    print_outcome(api.run(workflow, output_path=args.output_path, dry_run=args.dry_run, connect=args.connect))
     return 0
+
+
+def print_outcome(outcome: RunResult | api.Plan) -> None:
+    if isinstance(outcome, api.Plan):
+        print_plan(outcome)
+    else:
+        print_result(outcome)
 
 
 def print_result(result: RunResult) -> None:
@@ -49,7 +39,7 @@ def print_result(result: RunResult) -> None:
     if result.search is not None:
         print("\n".join(summary_lines(result.search)))
     for step in result.steps:
-        verb = "from cache" if step.cache == "hit" else "ran"
+        verb = "from cache" if step.from_cache else "ran"
         metrics = "".join(f"  {name} {number(value)}" for name, value in step.metrics.items())
         print(f"pass {step.name} ({step.type}): {verb} in {step.duration_s:.1f} s{metrics}  [{step.output_key[:12]}]")
     folders = "".join(f"{role}/, " for role in result.model.folders())
@@ -57,27 +47,16 @@ def print_result(result: RunResult) -> None:
     print(f"output: {result.output_dir}/  ({folders}model_config.json, footprint.json{reports})")
 
 
-def print_plan(engine: Engine) -> None:
-    config = engine.workflow.config
-    check_output_dir(engine.output_dir)
-    print(f"workflow: {config.workflow_id}  ({engine.workflow.source.file})")
-    model = resolve_input_model(config.input_model, fetch=False, assets=engine.assets)
-    print(f"input model: {config.input_model.type} {config.input_model.model_path}"
-          + ("" if model else "  (not fetched yet: `run` fetches it)"))
-    print(f"accelerator: {engine.accelerator.device} / {engine.accelerator.execution_provider}")
-    print(f"cache: {engine.cache.root}")
-    print(f"output: {engine.output_dir}")
-    for line in plan_lines(engine):
+def print_plan(plan: api.Plan) -> None:
+    print(f"workflow: {plan.workflow_id}  ({plan.source})")
+    print(f"input model: {plan.input_model}" + ("" if plan.input_model_fetched else "  (not fetched yet: `run` fetches it)"))
+    print(f"accelerator: {plan.accelerator.device} / {plan.accelerator.execution_provider}")
+    print(f"cache: {plan.cache_dir}")
+    print(f"output: {plan.output_dir}")
+    for line in plan.search:
         print(line)
-    if model is None:
-        for index, step in enumerate(engine.workflow.steps, 1):
-            print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}")
-        return
-    for index, (step, key, cached) in enumerate(engine.predicted_keys(model), 1):
-        state = "cached" if cached else "to run"
-        print(f"  {index}. {step.name} ({step.pass_class.name}) {_changed(step)}  [{key[:12]}, {state}]")
-
-
-def _changed(step) -> str:
-    """The parameters the document set (defaults left out)."""
-    return str(step.config.model_dump(mode="json", exclude_unset=True))
+    for index, step in enumerate(plan.steps, 1):
+        state = "" if step.key is None else f"  [{step.key[:12]}, {'cached' if step.cached else 'to run'}]"
+        print(f"  {index}. {step.name} ({step.type}) {step.config}{state}")
+    for path in plan.azureml_files:
+        print(f"azureml: wrote {path}")

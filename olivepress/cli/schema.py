@@ -4,11 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
+from olivepress.api.workflows import registry_schema
 from olivepress.cli.common import add_flag
-from olivepress.config.schema import workflow_schema
-from olivepress.engine.search.executors import BUILTIN_EXECUTORS, executors
-from olivepress.engine.search.samplers import BUILTIN_SAMPLERS, samplers
-from olivepress.evaluation.metrics import builtin_metrics, metric_types
 from olivepress.passes.registry import PassRegistry
 
 
@@ -20,15 +17,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def schema_text(registry: PassRegistry, builtin_only: bool = True) -> str:
-    """The schema with `registry`'s passes and the built-in (or also the installed plugins') metric types,
-    samplers and executors."""
-    if builtin_only:
-        metrics = builtin_metrics()
-        sampler_names, executor_names = [n for n, _ in BUILTIN_SAMPLERS], [n for n, _ in BUILTIN_EXECUTORS]
-    else:
-        metrics, sampler_names, executor_names = metric_types(), samplers().names(), executors().names()
-    schema = workflow_schema(registry, [(name, t.config) for name, t in metrics.items()], sampler_names, executor_names)
-    return json.dumps(schema, indent=2) + "\n"
+    """The schema as `olivepress schema` writes it (see `registry_schema`)."""
+    return json.dumps(registry_schema(registry, builtin_only), indent=2) + "\n"
 
 
 def main(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 import argparse
 from pathlib import Path
 
-from olivepress.cli.common import add_flag, read_workflow
+from olivepress import api
+from olivepress.cli.common import add_flag
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -14,7 +15,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    workflow = read_workflow(args.config)
+    workflow = api.load(args.config)
     rewrites = workflow.rewrite_lines()
     for line in rewrites:
         print(f"rewrote {line}")

@@ -19,8 +19,16 @@ class HfModelConfig(TypedSection):
     kind: ClassVar[str] = "hf"  # the model kind passes accept and produce (models.handles.ModelKind)
     type: Literal["HfModel"]
     model_path: str = Field(
-        description="A Hugging Face model folder, a hub id found in the local Hugging Face cache, "
-        "or a short name of a built-in model such as 'smollm2-135m-instruct'."
+        description="A Hugging Face model folder, a hub id (downloaded into the Hugging Face cache unless it is there), "
+        "an AzureML model, or a short name of a built-in model such as 'smollm2-135m-instruct'."
+    )
+    revision: str | None = Field(
+        None, description="The hub revision of a hub id: a branch, tag or commit; default main. The commit it resolves "
+        "to is part of the model's cache key and of footprint.json."
+    )
+    model_file_format: Literal["PyTorch.MLflow"] | None = Field(
+        None, description="Olive's file format: 'PyTorch.MLflow' reads the Hugging Face folder inside an MLflow model "
+        "(MLmodel, with the folder its transformers flavor names, or data/model)."
     )
     task: str = Field("text-generation", description="The model's task, as in transformers pipelines.")
     adapter_path: str | None = Field(None, description="A PEFT adapter folder to apply on top of the model.")
@@ -115,8 +123,12 @@ class AzureMLSystemConfig(TypedSection):
     aml_environment_config: AzureMLEnvironmentConfig | None = Field(None, description="Use a registered environment.")
     accelerators: list[AcceleratorConfig] = Field(default_factory=_default_accelerators)
     hf_token: bool = Field(
-        False, description="Olive's Hugging Face login for the job; olivepress never downloads from a hub, so it is "
-        "ignored (with a warning)."
+        False, description="Give the job the workspace key vault's Hugging Face token (the secret 'hf-token', as in "
+        "Olive) as HF_TOKEN, so that it can download gated or private hub models."
+    )
+    install_olivepress: bool = Field(
+        True, description="Install this olivepress (a wheel built from it, staged as a job input) and the extras the "
+        "passes need in the job before its command; false when the environment already has olivepress."
     )
     instance_count: int = Field(1, ge=1, description="Nodes the job runs on.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags put on every job.")
@@ -157,7 +169,7 @@ class AzureMLClientConfig(ConfigModel):
         "exclude_interactive_browser_credential."
     )
     keyvault_name: str | None = Field(
-        None, description="Olive's key vault for the Hugging Face token; olivepress never downloads from a hub, so it is unused."
+        None, description="The key vault holding the 'hf-token' secret for systems with hf_token; default the workspace's."
     )
 
 # ---------------------------------------------------------------- data_configs
@@ -368,6 +380,11 @@ class EngineConfig(ConfigModel):
     host: str | None = Field(None, description="Name of the system (in `systems`) that runs the engine.")
     target: str | None = Field(None, description="Name of the system (in `systems`) that runs the passes.")
     cache_dir: str = Field(".olivepress-cache", description="The content-addressed cache of pass outputs.")
+    shared_cache_dir: str | None = Field(
+        None, description="A cache others write (a network drive), read but never written: its intact entries "
+        "are used; passes it lacks are built into cache_dir. Whoever can write it decides what runs receive; "
+        "see docs/cache.md."
+    )
     output_dir: str = Field("output", description="Where the final model, model_config.json and footprint.json go.")
     log_severity_level: int = Field(2, ge=0, le=4, description="0 verbose, 1 info, 2 warnings (default), 3 errors, 4 critical.")
     evaluate_input_model: bool = Field(True, description="Evaluate the input model when an evaluator is set.")

@@ -111,6 +111,6 @@ def cached_hub_dataset(repo_id: str) -> Path:
     except (LocalEntryNotFoundError, ValueError):
         raise OlivepressError(
             f"data_name '{repo_id}' is not one of the file formats ({', '.join(FILE_FORMATS)}) and not a dataset in "
-            f"the local Hugging Face cache ({constants.HF_HUB_CACHE}); olivepress never downloads: "
-            f"run `hf download {repo_id} --repo-type dataset` where the hub is reachable"
+            f"the local Hugging Face cache ({constants.HF_HUB_CACHE}); hub datasets are read from that cache only: "
+            f"run `hf download {repo_id} --repo-type dataset` first"
         ) from None

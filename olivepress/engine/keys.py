@@ -3,14 +3,18 @@
 from olivepress.hardware import Accelerator
 from olivepress.hashing import FingerprintMemo, digest, library_versions
 from olivepress.models.handles import PATH_FIELDS, ModelHandle
+from olivepress.models.hub import snapshot_commit
 from olivepress.passes.base import Pass, PassConfig
 
 
 def model_key(model: ModelHandle, memo: FingerprintMemo) -> str:
-    """The key of an input model: the contents of its folders plus how it is loaded."""
+    """The key of an input model: the contents of its folders plus how it is loaded; for a folder from the Hugging
+    Face hub also its commit, so that a branch moved to a new commit rebuilds (a local folder's key has no commit)."""
     description = model.to_config()
     for role, folder in model.folders().items():
         description[f"{role}_contents"] = memo.fingerprint(folder)
+        if (commit := snapshot_commit(folder)) is not None:
+            description[f"{role}_commit"] = commit
     for key in PATH_FIELDS:
         description.pop(key, None)  # where the files lie does not matter, only what they hold
     return digest(description)

@@ -1,12 +1,11 @@
 """Writing the run's result: the final model, model_config.json and footprint.json, all or nothing."""
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from olivepress.errors import OlivepressError
-from olivepress.files import FOOTPRINT_FILE, MODEL_CONFIG_FILE, staged_folder
+from olivepress.files import FOOTPRINT_FILE, MODEL_CONFIG_FILE, copy_folder, staged_folder
 from olivepress.models.handles import PATH_FIELDS, ModelHandle
 
 
@@ -21,24 +20,33 @@ def check_output_dir(output_dir: Path) -> None:
         )
 
 
-def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]) -> ModelHandle:
+def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any], from_cache: bool = True) -> ModelHandle:
     """Copy the model's folders into `output_dir/<role>/` and write the two JSON files next to them.
 
     Everything is staged beside `output_dir` and swapped in with renames, so a failure leaves the
-    previous output (or none) in place.
+    previous output (or none) in place. A model `from_cache` is copied without reading through any
+    symlink (a cache entry holds none; one that appears is refused); only the user's own input model,
+    output as it is when there are no passes, may be a folder of links (a Hugging Face hub snapshot).
     """
     check_output_dir(output_dir)
     output_dir = output_dir.resolve()
     with staged_folder(output_dir) as staging:
         folders = {}
         for role, source in model.folders().items():
-            shutil.copytree(source, staging / role)
+            _copy_model_folder(source, staging / role, from_cache)
             folders[role] = output_dir / role
         exported = model.with_folders(folders)
         config = exported.to_config()
         _write_json(staging / MODEL_CONFIG_FILE, {"type": config.pop("type"), "config": _relative(config, output_dir)})
         _write_json(staging / FOOTPRINT_FILE, footprint)
     return exported
+
+
+def _copy_model_folder(source: Path, target: Path, from_cache: bool) -> None:
+    try:
+        copy_folder(source, target, follow_links=not from_cache)
+    except ValueError as error:
+        raise OlivepressError(f"{error}: a cached model is not copied through symlinks; run `olivepress cache verify`") from error
 
 
 def _relative(config: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from olivepress.hashing import library_versions
 from olivepress.log import logger
 from olivepress.models.azureml_assets import AssetStore
 from olivepress.models.handles import ModelHandle
-from olivepress.models.resolve import resolve_input_model
+from olivepress.models.resolve import hub_record, resolve_input_model
 from olivepress.passes.base import PassContext
 from olivepress.systems.azureml.client import asset_connect
 from olivepress.systems.azureml.client import connect as azureml_connect
@@ -32,6 +32,7 @@ from olivepress.systems.targets import create_target
 from olivepress.workflow.plan import PassStep, Workflow, chain_problem
 
 if TYPE_CHECKING:
+    from olivepress.engine.search.candidate import CandidateResult
     from olivepress.engine.search.driver import SearchResult
     from olivepress.evaluation.evaluator import Evaluator
 
@@ -46,6 +47,10 @@ class StepResult:
     cache: str  # "hit" or "miss"
     duration_s: float
     metrics: dict[str, float] = field(default_factory=dict)  # what the pass reported when it was built
+
+    @property
+    def from_cache(self) -> bool:
+        return self.cache == "hit"
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -74,6 +79,17 @@ class RunResult:
     engine_seconds: float = 0.0
     search: "SearchResult | None" = None  # with an evaluator: every candidate, the best one and the report
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The output model's evaluation metrics by sub-metric name; empty without an evaluator."""
+        return self.search.require_best().metrics if self.search is not None else {}
+
+    @property
+    def candidates(self) -> "list[CandidateResult]":
+        """Every model the search evaluated (one, the passes as written, without a search strategy); empty without
+        an evaluator."""
+        return self.search.candidates if self.search is not None else []
+
 
 def check_plan(workflow: Workflow) -> None:
     """Each pass must accept what the step before it makes. (The search space's own checks, which cover
@@ -81,6 +97,18 @@ def check_plan(workflow: Workflow) -> None:
     problem = chain_problem(workflow.config.input_model.kind, workflow.steps)
     if problem is not None:
         raise OlivepressError(problem)
+
+
+def open_cache(cache_dir: Path, shared_cache_dir: str | None) -> Cache:
+    """The engine's writable cache, reading hits from the shared one too when engine.shared_cache_dir is set."""
+    if shared_cache_dir is None:
+        return Cache(cache_dir)
+    shared = Path(shared_cache_dir)
+    if not shared.is_dir():
+        raise OlivepressError(f"engine.shared_cache_dir: {shared} is not a folder")
+    if shared.resolve() == cache_dir.resolve():
+        raise OlivepressError(f"engine.shared_cache_dir: {shared} is engine.cache_dir; the shared cache is never written")
+    return Cache(cache_dir, shared=shared)
 
 
 class Engine:
@@ -101,7 +129,7 @@ class Engine:
         self.accelerator = workflow.config.accelerator()
         check_plan(workflow)
         engine = workflow.config.engine
-        self.cache = Cache(Path(engine.cache_dir))
+        self.cache = open_cache(Path(engine.cache_dir), engine.shared_cache_dir)
         self.connect = connect
         self.assets = AssetStore(self.cache.root, asset_connect(workflow.config.azureml_client, connect))
         self.target = create_target(workflow, self.cache.memo, connect)
@@ -132,7 +160,7 @@ class Engine:
                 model, key = entry.model, entry.key
                 results.append(result)
         footprint = self.footprint(input_key, key, results)
-        exported = write_output(self.output_dir, model, footprint)
+        exported = write_output(self.output_dir, model, footprint, from_cache=bool(results))
         return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
 
     def _search(self, model: ModelHandle, input_key: str, started: float) -> RunResult:
@@ -150,7 +178,7 @@ class Engine:
         self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.output_dir.resolve().parent, prefix=".report-") as report_dir:
             reports = write_report(Path(report_dir), search, self.workflow.config.workflow_id)
-            exported = write_output(self.output_dir, best_model, footprint)
+            exported = write_output(self.output_dir, best_model, footprint, from_cache=bool(best.steps))
             for report in reports:
                 os.replace(report, self.output_dir / report.name)
         return RunResult(self.output_dir, exported, best.steps, time.perf_counter() - started, search)
@@ -182,7 +210,7 @@ class Engine:
         predicted = []
         for step in self.workflow.steps:
             key = self.pass_key(step, key)
-            predicted.append((step, key, (self.cache.entries_dir / key).is_dir()))
+            predicted.append((step, key, self.cache.holds(key)))
         return predicted
 
     def pass_key(self, step: PassStep, input_key: str) -> str:
@@ -249,11 +277,15 @@ class Engine:
         return output, origin
 
     def footprint(self, input_key: str, output_key: str, steps: list[StepResult]) -> dict[str, Any]:
-        """The record written beside the output: the input model, the accelerator, libraries and each pass."""
+        """The record written beside the output: the input model (and, from a hub, its commit), the accelerator,
+        libraries and each pass."""
+        input_model: dict[str, Any] = {"key": input_key, "config": self.workflow.config.input_model.model_dump(mode="json")}
+        if (hub := hub_record(self.workflow.config.input_model)) is not None:
+            input_model["hub"] = hub
         return {
             "workflow_id": self.workflow.config.workflow_id,
             "olivepress_version": __version__,
-            "input_model": {"key": input_key, "config": self.workflow.config.input_model.model_dump(mode="json")},
+            "input_model": input_model,
             "accelerator": self.accelerator.as_dict(),
             "libraries": library_versions(),
             "passes": [step.as_dict() for step in steps],

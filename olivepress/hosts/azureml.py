@@ -26,8 +26,10 @@ from olivepress.models.azureml_assets import (
     parse_asset_uri,
 )
 from olivepress.models.handles import PATH_FIELDS, ModelHandle, handle_from_config
+from olivepress.models.mlflow import MLFLOW_FORMAT
 from olivepress.models.resolve import resolve_input_model
 from olivepress.systems.azureml.jobs import OUTPUT, build_job, run_job
+from olivepress.systems.azureml.setup import job_setup
 from olivepress.systems.azureml.staging import Stager, stage_data_configs
 from olivepress.systems.protocol import pass_reference, write_json
 
@@ -71,7 +73,8 @@ def build_workflow_job(engine: Engine, stager: Stager, work_dir: Path, fetch: bo
         f"python -m olivepress.hosts.azureml_job export-steps --cache {REMOTE_CACHE} "
         f"--footprint {output}/result/{FOOTPRINT_FILE} --into {output}/steps",
     ])
-    return build_job(host_name, system, command, inputs, config.workflow_id, config.workflow_id)
+    setup = job_setup(host_name, system, engine.workflow, stager)
+    return build_job(host_name, system, command, inputs, config.workflow_id, config.workflow_id, setup)
 
 
 def _model_inputs(model_config, stager: Stager, fetch: bool) -> dict[str, "Input"]:
@@ -80,7 +83,8 @@ def _model_inputs(model_config, stager: Stager, fetch: bool) -> dict[str, "Input
 
     if is_azureml_uri(model_config.model_path):
         asset = parse_asset_uri(model_config.model_path)
-        kind = "uri_folder" if isinstance(asset, DatastorePath) else "custom_model"
+        kind = "uri_folder" if isinstance(asset, DatastorePath) else \
+            "mlflow_model" if getattr(model_config, "model_file_format", None) == MLFLOW_FORMAT else "custom_model"
         return {"model": Input(type=kind, path=model_config.model_path)}
     model = resolve_input_model(model_config, fetch=fetch)
     if model is None:
@@ -102,7 +106,8 @@ def remote_document(engine: Engine, data_configs: list[dict[str, Any]], has_adap
     elif not isinstance(config.input_model, OnnxModelConfig):
         input_model.pop("adapter_path", None)
     engine_section = config.engine.model_dump(mode="json", exclude_unset=True,
-                                              exclude={"host", "target", "cache_dir", "output_dir", "clean_cache"})
+                                              exclude={"host", "target", "cache_dir", "shared_cache_dir", "output_dir",
+                                                       "clean_cache"})
     _, target = config.target_system()
     return {
         **document,
@@ -138,7 +143,7 @@ def submit_workflow(engine: Engine) -> RunResult:
             name = run_job(service, job, f"workflow {config.workflow_id}")
             service.download_job_output(name, OUTPUT, work / "download")
             steps, model, footprint = import_results(engine, work / "download", name)
-            exported = write_output(engine.output_dir, model, footprint)
+            exported = write_output(engine.output_dir, model, footprint, from_cache=bool(steps))
         finally:
             engine.cache.discard_staging(work)
     return RunResult(engine.output_dir, exported, steps, time.perf_counter() - started)

@@ -59,8 +59,3 @@ def _pass_jobs(engine: Engine, system) -> list[Path]:
             break
         model = entry.model
     return written
-
-
-def print_dry_run(engine: Engine) -> None:
-    for path in write_dry_run(engine):
-        print(f"azureml: wrote {path}")

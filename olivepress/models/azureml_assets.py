@@ -27,6 +27,7 @@ from filelock import FileLock
 from olivepress.errors import OlivepressError
 from olivepress.files import staged_folder
 from olivepress.log import logger
+from olivepress.models.mlflow import MLFLOW_FORMAT
 
 if TYPE_CHECKING:
     from olivepress.config.sections import InputModelConfig
@@ -165,7 +166,10 @@ def with_downloaded_model(config: "InputModelConfig", store: AssetStore | None,
     root = require_store(store, config.model_path).folder(config.model_path, fetch)
     if root is None:
         return None
-    markers = ("config.json",) if config.type == "HfModel" else (config.onnx_file_name or "model.onnx",)
+    if config.type == "HfModel":
+        markers = ("MLmodel",) if config.model_file_format == MLFLOW_FORMAT else ("config.json",)
+    else:
+        markers = (config.onnx_file_name or "model.onnx",)
     return config.model_copy(update={"model_path": str(model_root(root, markers))})
 
 

@@ -1,4 +1,5 @@
-"""Turning the document's `input_model` into a model handle, offline."""
+"""Turning the document's `input_model` into a model handle: a local folder, a hub id (downloaded into the Hugging
+Face cache unless there), an AzureML asset (downloaded into the cache), or a built-in model."""
 
 from pathlib import Path
 from typing import Literal, overload
@@ -13,6 +14,8 @@ from olivepress.models.azureml_assets import (
     with_downloaded_model,
 )
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+from olivepress.models.hub import cached_snapshot, hub_snapshot, is_hub_id
+from olivepress.models.mlflow import MLFLOW_FORMAT, mlflow_hf_folder
 
 
 @overload
@@ -27,8 +30,8 @@ def resolve_input_model(config: InputModelConfig, fetch: bool,
 
 def resolve_input_model(config: InputModelConfig, fetch: bool = True,
                         assets: AssetStore | None = None) -> ModelHandle | None:
-    """The handle of the input model; None only when `fetch` is off and a built-in model or an AzureML asset
-    is not fetched yet. An AzureML asset is downloaded into `assets` (an error where there is none)."""
+    """The handle of the input model; None only when `fetch` is off and a built-in model, a hub model or an
+    AzureML asset is not fetched yet. An AzureML asset is downloaded into `assets` (an error where there is none)."""
     if is_azureml_uri(config.model_path):
         downloaded = with_downloaded_model(config, assets, fetch)
         if downloaded is None:
@@ -44,8 +47,10 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
         if not fetch and not default_model.is_fetched(config.model_path):
             return None
         path = default_model.resolve_known_model(config.model_path, fetch=fetch)
+    elif not fetch and is_hub_id(config.model_path) and cached_snapshot(config.model_path, config.revision) is None:
+        return None
     else:
-        path = hf_model_folder(config.model_path)
+        path = hf_model_folder(config.model_path, config.revision, config.model_file_format)
     adapter = _output_adapter(Path(config.model_path))
     if config.adapter_path is not None:
         adapter = Path(config.adapter_path).resolve()
@@ -55,18 +60,23 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
     return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs)
 
 
-def hf_model_folder(model_path: str) -> Path:
-    """A local Hugging Face folder, or a hub id's snapshot in the local Hugging Face cache."""
+def hf_model_folder(model_path: str, revision: str | None = None, file_format: str | None = None) -> Path:
+    """A local Hugging Face folder, or a hub id's snapshot (downloaded unless cached); with `file_format`
+    PyTorch.MLflow, the Hugging Face folder inside the MLflow model there."""
     local = Path(model_path)
     if _is_olivepress_output(local):
         return (local / "model").resolve()
     if local.exists():
-        if not (local / "config.json").is_file():
-            raise OlivepressError(f"input_model.model_path: {model_path} is not a Hugging Face model folder (no config.json)")
-        return local.resolve()
-    if model_path.count("/") == 1 and not model_path.startswith((".", "/")):
-        return _from_hf_cache(model_path)
-    raise OlivepressError(f"input_model.model_path: {model_path}: no such folder")
+        folder = local.resolve()
+    elif is_hub_id(model_path):
+        folder = hub_snapshot(model_path, revision, "input_model.model_path").folder
+    else:
+        raise OlivepressError(f"input_model.model_path: {model_path}: no such folder")
+    if file_format == MLFLOW_FORMAT:
+        return mlflow_hf_folder(folder, "input_model.model_path")
+    if not (folder / "config.json").is_file():
+        raise OlivepressError(f"input_model.model_path: {model_path} is not a Hugging Face model folder (no config.json)")
+    return folder
 
 
 def _is_olivepress_output(folder: Path) -> bool:
@@ -82,20 +92,6 @@ def _output_adapter(folder: Path) -> Path | None:
     return None
 
 
-def _from_hf_cache(repo_id: str) -> Path:
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=constants.HF_HUB_CACHE))
-    except LocalEntryNotFoundError:
-        raise OlivepressError(
-            f"input_model.model_path: '{repo_id}' is not a local folder and not in the local Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}); olivepress never downloads from a hub: "
-            f"run `hf download {repo_id}` where the hub is reachable"
-        ) from None
-
-
 def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
     path = Path(config.model_path).resolve()
     if path.is_file() and path.suffix == ".onnx":
@@ -104,3 +100,12 @@ def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
     if not (path / file_name).is_file():
         raise OlivepressError(f"input_model.model_path: {config.model_path} holds no {file_name}")
     return OnnxModel(path=path, onnx_file_name=file_name)
+
+
+def hub_record(config: InputModelConfig) -> dict[str, str] | None:
+    """Where a hub model came from (repository, revision, commit), read from the cache; None for any other model."""
+    if isinstance(config, OnnxModelConfig) or default_model.is_known_model(config.model_path) \
+            or not is_hub_id(config.model_path):
+        return None
+    snapshot = cached_snapshot(config.model_path, config.revision)
+    return snapshot.record() if snapshot is not None else None

@@ -1,9 +1,13 @@
 """The pass registry: built-ins, installed plugins (entry points), and 'package.module:Class' names."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
+from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass
 from olivepress.plugins import Registry, subclass_of
+
+P = TypeVar("P", bound=type[Pass])
 
 ENTRY_POINT_GROUP = "olivepress.passes"
 
@@ -48,10 +52,50 @@ class PassRegistry(Registry[type[Pass]]):
 
     @classmethod
     def default(cls) -> "PassRegistry":
-        """Built-ins plus every installed plugin; a plugin that fails to load is skipped with a warning."""
+        """Built-ins, every installed plugin (one that fails to load is skipped with a warning) and the passes
+        registered in this process."""
+        registry = cls.installed()
+        for pass_class in _IN_PROCESS.values():
+            registry.add(pass_class.name, pass_class)
+        return registry
+
+    @classmethod
+    def installed(cls) -> "PassRegistry":
+        """Built-ins plus every installed plugin."""
         registry = cls.builtin()
         registry.with_entry_points()
         return registry
 
     def __iter__(self) -> Iterator[type[Pass]]:
         return iter(sorted((item for _, item in self.items()), key=lambda cls: cls.name))
+
+    def __reduce__(self) -> tuple[Callable[[tuple[str, ...]], "PassRegistry"], tuple[tuple[str, ...]]]:
+        """Sent to another process (a search worker) as references that process imports. Passes registered in
+        this process are left out: another process cannot import a notebook's or a test module's classes, and
+        they run on the local system only."""
+        in_process = set(_IN_PROCESS.values())
+        return _registry_of, (tuple(f"{cls.__module__}:{cls.__qualname__}" for cls in self if cls not in in_process),)
+
+
+def _registry_of(references: tuple[str, ...]) -> PassRegistry:
+    registry = PassRegistry()
+    for reference in references:
+        pass_class = registry.load(reference)
+        registry.add(pass_class.name, pass_class)
+    return registry
+
+
+_IN_PROCESS: dict[str, type[Pass]] = {}  # by register_pass, by lower-cased name
+
+
+def register_pass(pass_class: P) -> P:
+    """Make a pass class defined in this process (a notebook, a test module) usable by its `name` in documents, as a
+    plugin's entry point does; returns the class, so that it serves as a decorator. Registering the name again
+    replaces the earlier class (a notebook cell run twice); a built-in's or a plugin's name is refused."""
+    try:
+        subclass_of(Pass)(pass_class)
+    except TypeError as error:
+        raise OlivepressError(f"{pass_class!r} is not a pass type: {error}") from None
+    PassRegistry.installed().add(pass_class.name, pass_class)  # raises when a built-in or a plugin has the name
+    _IN_PROCESS[pass_class.name.lower()] = pass_class
+    return pass_class

@@ -10,6 +10,7 @@ from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.log import logger
 from olivepress.systems.azureml.environment import check_compute_name, job_environment
 from olivepress.systems.azureml.service import FINISHED_OK, AzureMLService
+from olivepress.systems.azureml.setup import JobSetup
 
 if TYPE_CHECKING:
     from azure.ai.ml import Input
@@ -24,13 +25,12 @@ class RemoteJobFailed(RunFailedError):
 
 
 def build_job(system_name: str, config: AzureMLSystemConfig, command: str, inputs: Mapping[str, "Input"],
-              experiment: str, display_name: str) -> "CommandJob":
+              experiment: str, display_name: str, setup: JobSetup | None = None) -> "CommandJob":
+    """The command job; `setup`'s commands run first (installing olivepress, logging in to the hub)."""
     from azure.ai.ml import Output
     from azure.ai.ml.entities import CommandJob, JobResourceConfiguration
 
-    if config.hf_token:
-        logger.warning("systems.%s.hf_token: olivepress never downloads from a hub, so the job needs no Hugging Face "
-                       "token; ignored", system_name)
+    setup = setup or JobSetup()
     resources = dict(config.resources or {})
     resources.setdefault("instance_count", config.instance_count)
     try:
@@ -38,8 +38,9 @@ def build_job(system_name: str, config: AzureMLSystemConfig, command: str, input
     except TypeError as error:
         raise OlivepressError(f"systems.{system_name}.resources: {error}") from None
     return CommandJob(
-        command=command,
-        inputs=dict(inputs),
+        command=" && ".join([*setup.commands, command]),
+        inputs={**inputs, **setup.inputs},
+        environment_variables=setup.environment_variables,
         outputs={OUTPUT: Output(type="uri_folder")},
         environment=job_environment(system_name, config),
         compute=check_compute_name(system_name, config),

@@ -18,6 +18,7 @@ from olivepress.models.handles import ModelHandle
 from olivepress.passes.base import PassContext
 from olivepress.systems.azureml.jobs import OUTPUT, RemoteJobFailed, build_job, run_job
 from olivepress.systems.azureml.service import AzureMLService, Connect
+from olivepress.systems.azureml.setup import job_setup
 from olivepress.systems.azureml.staging import Stager, stage_data_configs
 from olivepress.systems.base import System
 from olivepress.systems.protocol import (
@@ -80,7 +81,8 @@ class AzureMLSystem(System):
         command = (f"python -m olivepress.systems.worker --request ${{{{inputs.request}}}} "
                    f"--result ${{{{outputs.{OUTPUT}}}}}/{RESULT_FILE}{roots} --root {OUTPUT}=${{{{outputs.{OUTPUT}}}}}")
         workflow_id = self.workflow.config.workflow_id
-        return build_job(self.name, self.config, command, inputs, workflow_id, f"{workflow_id}-{step.name}")
+        setup = job_setup(self.name, self.config, self.workflow, stager)
+        return build_job(self.name, self.config, command, inputs, workflow_id, f"{workflow_id}-{step.name}", setup)
 
     def run_pass(self, step: PassStep, model: ModelHandle, context: PassContext) -> ModelHandle:
         service = self.service()

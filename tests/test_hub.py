@@ -1,0 +1,121 @@
+"""Hub models: downloaded through huggingface_hub from a local stand-in of the hub (tests/hub_standin.py)."""
+
+import json
+import shutil
+
+import pytest
+from conftest import builder_workflow
+from hub_standin import HubStandin, go_offline
+
+from olivepress.config.sections import HfModelConfig
+from olivepress.engine.keys import model_key
+from olivepress.errors import OlivepressError
+from olivepress.hashing import FingerprintMemo
+from olivepress.models.resolve import hub_record, resolve_input_model
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, tiny_llama):
+    standin = HubStandin()
+    standin.publish("someorg/tiny", tiny_llama)
+    with standin.running():
+        standin.point_hub_here(monkeypatch, tmp_path / "hf")
+        yield standin
+
+
+def _model(repo: str = "someorg/tiny", **fields) -> HfModelConfig:
+    return HfModelConfig(type="HfModel", model_path=repo, **fields)
+
+
+def test_a_hub_model_downloads_once_then_is_read_offline(hub, tmp_path, monkeypatch):
+    model = resolve_input_model(_model())
+    assert (model.path / "config.json").is_file() and model.path.is_relative_to(tmp_path / "hf")
+    commit = hub.repos["models/someorg/tiny"].refs["main"]
+    assert hub_record(_model()) == {"repo_id": "someorg/tiny", "revision": "main", "commit": commit}
+    go_offline(monkeypatch)
+    served = len(hub.requests)
+    assert resolve_input_model(_model()).path == model.path
+    assert len(hub.requests) == served
+
+
+def test_the_key_of_a_hub_model_is_its_commit_and_files(hub, tiny_llama, tmp_path):
+    memo = FingerprintMemo(tmp_path / "memo.db")
+    first = model_key(resolve_input_model(_model()), memo)
+    old = hub.repos["models/someorg/tiny"].refs["main"]
+    hub.publish("someorg/tiny", tiny_llama)  # the branch moves to a new commit with the same files
+    moved = model_key(resolve_input_model(_model()), memo)
+    assert moved != first
+    assert model_key(resolve_input_model(_model(revision=old)), memo) == first  # a pinned commit keeps its key
+
+
+def test_a_local_folder_key_has_no_commit(tiny_llama, tmp_path):
+    memo = FingerprintMemo(tmp_path / "memo.db")
+    copy = shutil.copytree(tiny_llama, tmp_path / "local")
+    original = resolve_input_model(_model(str(tiny_llama)))
+    assert model_key(resolve_input_model(_model(str(copy))), memo) == model_key(original, memo)
+
+
+@pytest.mark.parametrize(("repo", "revision", "message"), [
+    ("someorg/missing", None, "input_model.model_path: model 'someorg/missing' not found on http://127.0.0.1:"),
+    ("someorg/tiny", "nobranch", "input_model.model_path: model 'someorg/tiny' has no revision 'nobranch'"),
+])
+def test_what_the_hub_refuses_is_one_line(hub, repo, revision, message):
+    with pytest.raises(OlivepressError, match="^" + message.replace("(", r"\(").replace(")", r"\)")) as error:
+        resolve_input_model(_model(repo, revision=revision))
+    assert "\n" not in str(error.value)
+
+
+def test_a_gated_repo_without_a_token_says_how_to_log_in(hub, tiny_llama):
+    hub.repos["models/someorg/tiny"].gated = True
+    with pytest.raises(OlivepressError, match="model 'someorg/tiny' is gated on .*`hf auth login` or set HF_TOKEN"):
+        resolve_input_model(_model())
+
+
+def test_offline_and_not_cached_says_what_to_download(hub, monkeypatch, tmp_path):
+    go_offline(monkeypatch)
+    with pytest.raises(OlivepressError, match=r"not in the local Hugging Face cache .* HF_HUB_OFFLINE is set: run "
+                                              r"`hf download someorg/tiny --revision main`"):
+        resolve_input_model(_model())
+
+
+def test_no_network_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_ETAG_TIMEOUT", 1)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    with pytest.raises(OlivepressError, match=r"could not be downloaded from http://127.0.0.1:9 \(no network\?\)"):
+        resolve_input_model(_model())
+
+
+def test_a_dry_run_does_not_download(hub, tmp_path, write_doc, cli):
+    code, out, err = cli("run", "--config", write_doc(builder_workflow("someorg/tiny", tmp_path)), "--dry-run")
+    assert code == 0, err
+    assert "(not fetched yet: `run` fetches it)" in out
+    assert not any("/resolve/" in request for request in hub.requests)
+
+
+def test_a_missing_repo_exits_2(hub, tmp_path, write_doc, cli):
+    code, out, err = cli("run", "--config", write_doc(builder_workflow("someorg/missing", tmp_path)))
+    assert code == 2 and out == ""
+    assert err.startswith("olivepress: error: input_model.model_path: model 'someorg/missing' not found on ")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_run_downloads_then_runs_offline_from_the_cache_then_rebuilds_a_new_commit(hub, tmp_path, write_doc, cli,
+                                                                                   monkeypatch, tiny_llama):
+    doc = write_doc(builder_workflow("someorg/tiny", tmp_path))
+    code, _, err = cli("run", "--config", doc)
+    assert code == 0, err
+    footprint = json.loads((tmp_path / "out" / "footprint.json").read_text())
+    commit = hub.repos["models/someorg/tiny"].refs["main"]
+    assert footprint["input_model"]["hub"] == {"repo_id": "someorg/tiny", "revision": "main", "commit": commit}
+    with monkeypatch.context() as offline:
+        go_offline(offline)
+        code, out, err = cli("run", "--config", doc)
+        assert code == 0, err
+        assert "from cache" in out
+    hub.publish("someorg/tiny", tiny_llama)
+    code, out, err = cli("run", "--config", doc)
+    assert code == 0, err
+    assert "builder (ModelBuilder): ran" in out
