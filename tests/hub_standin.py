@@ -5,6 +5,8 @@
     HEAD /{repo}/resolve/{revision}/{file}                     X-Repo-Commit, ETag, Content-Length
     GET  /{repo}/resolve/{revision}/{file}                     the file (datasets: /datasets/{repo}/resolve/...)
 
+Model repos are published from a folder (`publish`), dataset repos from rows written as JSON Lines (`publish_rows`).
+
 Point huggingface_hub at it with `HubStandin.serve(monkeypatch)`, which also gives it a cache of its own.
 """
 
@@ -42,7 +44,15 @@ class HubStandin:
     def publish(self, repo_id: str, folder: Path, branch: str = "main", kind: str = "models") -> str:
         """A new commit of `repo_id` holding `folder`'s files, on `branch`; returns its sha."""
         files = {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-        repo = self.repos.setdefault(f"{kind}/{repo_id}", Repo())
+        return self._commit(f"{kind}/{repo_id}", files, branch)
+
+    def publish_rows(self, repo_id: str, rows: list[dict], file: str = "data.jsonl", branch: str = "main") -> str:
+        """A new commit of the dataset `repo_id` holding `rows` as one JSON Lines file, on `branch`; returns its sha."""
+        data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+        return self._commit(f"datasets/{repo_id}", {file: data}, branch)
+
+    def _commit(self, key: str, files: dict[str, bytes], branch: str) -> str:
+        repo = self.repos.setdefault(key, Repo())
         sha = hashlib.sha1(f"{len(repo.commits)}{sorted(files)}".encode() + b"".join(files.values())).hexdigest()
         repo.commits[sha] = files
         repo.refs[branch] = sha

@@ -7,7 +7,9 @@ import pytest
 from conftest import builder_workflow
 from hub_standin import HubStandin, go_offline
 
-from olivepress.config.sections import HfModelConfig
+from olivepress.config.sections import DataConfig, HfModelConfig
+from olivepress.data.container import HuggingfaceContainer
+from olivepress.data.fingerprint import data_fingerprint
 from olivepress.engine.keys import model_key
 from olivepress.errors import OlivepressError
 from olivepress.hashing import FingerprintMemo
@@ -119,3 +121,57 @@ def test_run_downloads_then_runs_offline_from_the_cache_then_rebuilds_a_new_comm
     code, out, err = cli("run", "--config", doc)
     assert code == 0, err
     assert "builder (ModelBuilder): ran" in out
+
+
+# ---------------------------------------------------------------------------------------------- hub datasets
+
+ROWS = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+
+
+@pytest.fixture
+def hub_rows(tmp_path, monkeypatch):
+    standin = HubStandin()
+    standin.publish_rows("someorg/rows", ROWS)
+    with standin.running():
+        standin.point_hub_here(monkeypatch, tmp_path / "hf")
+        yield standin
+
+
+def _hub_data(repo: str = "someorg/rows", **params) -> DataConfig:
+    return DataConfig(name="data", load_dataset_config={"params": {"data_name": repo, **params}})
+
+
+def test_a_hub_dataset_downloads_once_then_is_read_offline(hub_rows, monkeypatch):
+    assert list(HuggingfaceContainer(_hub_data()).load_dataset()) == ROWS
+    assert any(request.startswith("GET /datasets/someorg/rows/resolve/") for request in hub_rows.requests)
+    go_offline(monkeypatch)
+    served = len(hub_rows.requests)
+    assert list(HuggingfaceContainer(_hub_data(split="train[:2]")).load_dataset()) == ROWS[:2]
+    assert len(hub_rows.requests) == served
+
+
+def test_the_fingerprint_of_a_hub_dataset_is_its_commit_and_config(hub_rows, tmp_path, monkeypatch):
+    memo = FingerprintMemo(tmp_path / "memo.db")
+    first = data_fingerprint(_hub_data(), memo)
+    assert data_fingerprint(_hub_data(), memo) == first  # the same commit keeps it
+    assert data_fingerprint(_hub_data(split="train[:1]"), memo) != first  # so does the config count
+    hub_rows.publish_rows("someorg/rows", ROWS)  # the branch moves to a new commit with the same rows
+    moved = data_fingerprint(_hub_data(), memo)
+    assert moved != first
+    go_offline(monkeypatch)
+    assert data_fingerprint(_hub_data(), memo) == moved
+
+
+def test_a_missing_hub_dataset_is_one_line(hub_rows):
+    with pytest.raises(OlivepressError, match=r"^data_configs\.data: load_dataset_config\.params\.data_name \(not a "
+                                              r"file format: .*\): dataset 'someorg/missing' not found on ") as error:
+        HuggingfaceContainer(_hub_data("someorg/missing")).load_dataset()
+    assert "\n" not in str(error.value)
+
+
+def test_an_uncached_hub_dataset_offline_says_what_to_download(hub_rows, tmp_path, monkeypatch):
+    go_offline(monkeypatch)
+    with pytest.raises(OlivepressError, match=r"HF_HUB_OFFLINE is set: run `hf download someorg/rows --repo-type "
+                                              r"dataset --revision main`") as error:
+        data_fingerprint(_hub_data(), FingerprintMemo(tmp_path / "memo.db"))
+    assert "\n" not in str(error.value)

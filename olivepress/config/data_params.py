@@ -13,15 +13,15 @@ from olivepress.config.base import ConfigModel
 class LoadDatasetParams(ConfigModel):
     data_name: str = Field(
         description="A `datasets` file format ('json' for JSON and JSON Lines, 'csv', 'parquet', 'text', 'arrow') "
-        "read from data_files or data_dir, or the id of a dataset found in the local Hugging Face cache."
+        "read from data_files or data_dir, or the id of a hub dataset (downloaded unless cached)."
     )
     data_files: str | list[str] | None = Field(
         None, description="Local data file(s), relative to the current directory; glob patterns are allowed."
     )
     data_dir: str | None = Field(
-        None, description="A folder of data files (for a file format) or a sub-folder of a cached hub dataset."
+        None, description="A folder of data files (for a file format) or a sub-folder of a hub dataset."
     )
-    subset: str | None = Field(None, description="The configuration (subset) of a cached hub dataset.")
+    subset: str | None = Field(None, description="The configuration (subset) of a hub dataset.")
     split: str = Field("train", description="The split to read, with `datasets` slicing such as 'train[:200]'.")
 
 

@@ -14,8 +14,8 @@ from olivepress.config.data_params import (
 from olivepress.config.sections import DataConfig
 from olivepress.data.files import (
     FILE_FORMATS,
-    cached_hub_dataset,
     check_json_file,
+    hub_dataset,
     local_data_files,
 )
 from olivepress.data.text import text_function
@@ -44,14 +44,15 @@ class HuggingfaceContainer:
     # ------------------------------------------------------------------ rows
 
     def load_dataset(self):
-        """The raw rows (a datasets.Dataset), read offline; files with different columns are concatenated."""
+        """The raw rows (a datasets.Dataset), from local files (those with different columns concatenated) or from
+        a hub dataset's snapshot, downloaded unless cached."""
         params = self.load_params
         try:
             if params.data_name in FILE_FORMATS:
                 return self._load_files(params)
             import datasets
 
-            folder = cached_hub_dataset(params.data_name)
+            folder = hub_dataset(params.data_name).folder
             return datasets.load_dataset(str(folder), name=params.subset, data_files=params.data_files,
                                          data_dir=params.data_dir, split=params.split)
         except OlivepressError as error:

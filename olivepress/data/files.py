@@ -12,6 +12,7 @@ from olivepress.models.azureml_assets import (
     asset_data_files,
     is_azureml_uri,
 )
+from olivepress.models.hub import HubSnapshot, hub_snapshot
 
 FILE_FORMATS = ("json", "csv", "parquet", "text", "arrow")  # the `datasets` builders read from local files
 
@@ -101,16 +102,8 @@ def check_json_file(path: Path) -> None:
         raise OlivepressError(f"{path}:{error.lineno}: not valid JSON: {error.msg} (column {error.colno})") from None
 
 
-def cached_hub_dataset(repo_id: str) -> Path:
-    """The snapshot folder of a dataset in the local Hugging Face cache; nothing is downloaded."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True, cache_dir=constants.HF_HUB_CACHE))
-    except (LocalEntryNotFoundError, ValueError):
-        raise OlivepressError(
-            f"data_name '{repo_id}' is not one of the file formats ({', '.join(FILE_FORMATS)}) and not a dataset in "
-            f"the local Hugging Face cache ({constants.HF_HUB_CACHE}); hub datasets are read from that cache only: "
-            f"run `hf download {repo_id} --repo-type dataset` first"
-        ) from None
+def hub_dataset(repo_id: str) -> HubSnapshot:
+    """The dataset `repo_id` at its main branch, downloaded with huggingface_hub unless cached, under the same rules
+    as hub models (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE; HF_HUB_OFFLINE=1: the cache only)."""
+    where = f"load_dataset_config.params.data_name (not a file format: {', '.join(FILE_FORMATS)})"
+    return hub_snapshot(repo_id, None, where, repo_type="dataset")
