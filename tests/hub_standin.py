@@ -59,6 +59,13 @@ class HubStandin:
         return sha
 
     @contextmanager
+    def serving(self, monkeypatch, cache: Path) -> Iterator["HubStandin"]:
+        """Serve the published repositories, with huggingface_hub pointed here and caching under `cache`."""
+        with self.running():
+            self.point_hub_here(monkeypatch, cache)
+            yield self
+
+    @contextmanager
     def running(self) -> Iterator["HubStandin"]:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -20,8 +20,7 @@ from olivepress.models.resolve import hub_record, resolve_input_model
 def hub(tmp_path, monkeypatch, tiny_llama):
     standin = HubStandin()
     standin.publish("someorg/tiny", tiny_llama)
-    with standin.running():
-        standin.point_hub_here(monkeypatch, tmp_path / "hf")
+    with standin.serving(monkeypatch, tmp_path / "hf"):
         yield standin
 
 
@@ -33,7 +32,7 @@ def test_a_hub_model_downloads_once_then_is_read_offline(hub, tmp_path, monkeypa
     model = resolve_input_model(_model())
     assert (model.path / "config.json").is_file() and model.path.is_relative_to(tmp_path / "hf")
     commit = hub.repos["models/someorg/tiny"].refs["main"]
-    assert hub_record(_model()) == {"repo_id": "someorg/tiny", "revision": "main", "commit": commit}
+    assert hub_record(_model(), model) == {"repo_id": "someorg/tiny", "revision": "main", "commit": commit}
     go_offline(monkeypatch)
     served = len(hub.requests)
     assert resolve_input_model(_model()).path == model.path
@@ -132,8 +131,7 @@ ROWS = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
 def hub_rows(tmp_path, monkeypatch):
     standin = HubStandin()
     standin.publish_rows("someorg/rows", ROWS)
-    with standin.running():
-        standin.point_hub_here(monkeypatch, tmp_path / "hf")
+    with standin.serving(monkeypatch, tmp_path / "hf"):
         yield standin
 
 

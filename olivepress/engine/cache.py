@@ -99,11 +99,11 @@ class CacheReader:
         folder = self.entries_dir / key
         if not os.path.lexists(folder):
             return None
-        problems = self.verify(folder, force=False)
-        if problems:
+        entry, problems = self._checked(folder, force=False)
+        if entry is None or problems:
             self._damaged(folder, problems[0])
             return None
-        return self._load(folder)
+        return entry
 
     def holds(self, key: str) -> bool:
         """Whether an entry for `key` exists (unchecked: a damaged one is found out when it is looked up)."""
@@ -128,10 +128,14 @@ class CacheReader:
     def verify(self, folder: Path, force: bool = True) -> list[str]:
         """Problems with an entry: its entry.json and the paths it names, then its files (missing, extra,
         resized or changed). `force` rehashes every file."""
+        return self._checked(folder, force)[1]
+
+    def _checked(self, folder: Path, force: bool) -> tuple[CacheEntry | None, list[str]]:
+        """The entry in `folder` (None when its entry.json or paths are damaged) and its problems, as `verify`."""
         try:
             entry = self._load(folder)
         except DamagedEntry as problem:
-            return [str(problem)]
+            return None, [str(problem)]
         present = set(list_files(folder)) - {ENTRY_FILE}
         problems = [f"missing file {rel}" for rel in sorted(set(entry.files) - present)]
         problems += [f"unexpected file {rel}" for rel in sorted(present - set(entry.files))]
@@ -141,7 +145,7 @@ class CacheReader:
                 problems.append(f"{rel} changed size")
             elif self.memo.file_hash(path, force=force) != entry.files[rel]["sha256"]:
                 problems.append(f"{rel} changed content")
-        return problems
+        return entry, problems
 
     def _damaged(self, folder: Path, problem: str) -> None:
         logger.warning("cache entry %s is damaged (%s); not using it", folder, problem)

@@ -148,7 +148,7 @@ class Engine:
     def run(self) -> RunResult:
         started = time.perf_counter()
         self.begin()
-        model = resolve_input_model(self.workflow.config.input_model, assets=self.assets)
+        input_model = model = resolve_input_model(self.workflow.config.input_model, assets=self.assets)
         input_key = key = model_key(model, self.cache.memo)
         if self.workflow.config.engine.evaluator is not None:
             return self._search(model, input_key, started)
@@ -159,7 +159,7 @@ class Engine:
                 entry, result = self._run_step(step, model, key)
                 model, key = entry.model, entry.key
                 results.append(result)
-        footprint = self.footprint(input_key, key, results)
+        footprint = self.footprint(input_model, input_key, key, results)
         exported = write_output(self.output_dir, model, footprint, from_cache=bool(results))
         return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
 
@@ -172,7 +172,7 @@ class Engine:
         search = run_search(self, model, input_key)
         best = search.require_best()
         best_model, best_key = best.output()
-        footprint = self.footprint(input_key, best_key, best.steps)
+        footprint = self.footprint(model, input_key, best_key, best.steps)
         footprint["output_model"]["metrics"] = best.metrics
         footprint["search"] = search.footprint()
         self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -276,16 +276,18 @@ class Engine:
                         metrics=context.metrics)
         return output, origin
 
-    def footprint(self, input_key: str, output_key: str, steps: list[StepResult]) -> dict[str, Any]:
-        """The record written beside the output: the input model (and, from a hub, its commit), the accelerator,
-        libraries and each pass."""
-        input_model: dict[str, Any] = {"key": input_key, "config": self.workflow.config.input_model.model_dump(mode="json")}
-        if (hub := hub_record(self.workflow.config.input_model)) is not None:
-            input_model["hub"] = hub
+    def footprint(self, input_model: ModelHandle, input_key: str, output_key: str,
+                  steps: list[StepResult]) -> dict[str, Any]:
+        """The record written beside the output: the input model (its resolved handle `input_model` and, from a hub,
+        its commit), the accelerator, libraries and each pass."""
+        config = self.workflow.config.input_model
+        record: dict[str, Any] = {"key": input_key, "config": config.model_dump(mode="json")}
+        if (hub := hub_record(config, input_model)) is not None:
+            record["hub"] = hub
         return {
             "workflow_id": self.workflow.config.workflow_id,
             "olivepress_version": __version__,
-            "input_model": input_model,
+            "input_model": record,
             "accelerator": self.accelerator.as_dict(),
             "libraries": library_versions(),
             "passes": [step.as_dict() for step in steps],

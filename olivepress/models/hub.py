@@ -73,6 +73,15 @@ def hub_snapshot(repo_id: str, revision: str | None, where: str, repo_type: Repo
     return HubSnapshot(repo_id, wanted, snapshot_commit(folder) or folder.name, folder)
 
 
+def snapshot_record(repo_id: str, revision: str | None, folder: Path) -> dict[str, str] | None:
+    """footprint.json's record of a model resolved from the hub into `folder` (a snapshot, or a folder inside one):
+    the repository, the revision asked for and the commit the folder holds; None when `folder` is no snapshot."""
+    from huggingface_hub import constants
+
+    commit = snapshot_commit(folder)
+    return HubSnapshot(repo_id, revision or constants.DEFAULT_REVISION, commit, folder).record() if commit else None
+
+
 def cached_snapshot(repo_id: str, revision: str | None, repo_type: RepoType = "model") -> HubSnapshot | None:
     """The repository at `revision` if the cache has it; None otherwise. Never touches the network."""
     try:

@@ -14,7 +14,7 @@ from olivepress.models.azureml_assets import (
     with_downloaded_model,
 )
 from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
-from olivepress.models.hub import cached_snapshot, hub_snapshot, is_hub_id
+from olivepress.models.hub import cached_snapshot, hub_snapshot, is_hub_id, snapshot_record
 from olivepress.models.mlflow import MLFLOW_FORMAT, mlflow_hf_folder
 
 
@@ -102,10 +102,10 @@ def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
     return OnnxModel(path=path, onnx_file_name=file_name)
 
 
-def hub_record(config: InputModelConfig) -> dict[str, str] | None:
-    """Where a hub model came from (repository, revision, commit), read from the cache; None for any other model."""
+def hub_record(config: InputModelConfig, model: ModelHandle) -> dict[str, str] | None:
+    """Where a hub model came from (repository, revision, and the commit of the snapshot `model`, its resolved
+    handle, lies in: the commit its key holds); None for any other model."""
     if isinstance(config, OnnxModelConfig) or default_model.is_known_model(config.model_path) \
             or not is_hub_id(config.model_path):
         return None
-    snapshot = cached_snapshot(config.model_path, config.revision)
-    return snapshot.record() if snapshot is not None else None
+    return snapshot_record(config.model_path, config.revision, model.path)

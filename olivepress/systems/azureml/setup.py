@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,7 @@ def olivepress_wheel(cache_root: Path, where: str) -> Path:
     return target
 
 
+@cache  # once per process: every job of a workflow stages the same wheel
 def _source_hash(source: Path) -> str:
     """The sources a wheel is built from (the package and pyproject.toml), by content; not the bytecode."""
     files = [source / "pyproject.toml", *sorted(p for p in (source / "olivepress").rglob("*")
