@@ -3,7 +3,7 @@ travel seed data, tokenized one way (the travel template, packed into rows of 12
 
     .venv/bin/python benchmarks/adapter_loss.py ADAPTER [ADAPTER ...]
 
-Used to compare `olivepress finetune` with `olive finetune` (benchmarks/olive_finetune.sh) at equal settings,
+Used to compare `olivepress finetune` with `olive finetune` (benchmarks/finetune_vs_olive.py) at equal settings,
 since their own training losses are computed over differently joined text.
 """
 

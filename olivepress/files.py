@@ -89,9 +89,9 @@ def first_symlink(folder: Path) -> Path | None:
 
 
 def link_or_copy(source: str | Path, target: str | Path) -> None:
-    """Hard-link `source` at `target` where the file system allows it (no bytes copied), else copy it."""
+    """Hard-link the file `source` names at `target` where the file system allows it (no bytes copied), else copy it."""
     try:
-        os.link(source, target)
+        os.link(os.path.realpath(source), target)  # os.link on Linux links a symlink itself, even when told to follow
     except OSError:
         shutil.copy2(source, target)
 

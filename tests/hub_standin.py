@@ -1,6 +1,6 @@
 """A local stand-in for the Hugging Face hub: the few endpoints huggingface_hub's snapshot_download calls.
 
-    GET  /api/{models,datasets}/{repo}/revision/{revision}    repo info: the commit sha and the files
+    GET  /api/{models,datasets}/{repo}/revision/{revision}    repo info: the commit sha and the files (no revision: main)
     GET  /api/{models,datasets}/{repo}/tree/{revision}         the file tree (one page)
     HEAD /{repo}/resolve/{revision}/{file}                     X-Repo-Commit, ETag, Content-Length
     GET  /{repo}/resolve/{revision}/{file}                     the file (datasets: /datasets/{repo}/resolve/...)
@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-_API = re.compile(r"/api/(models|datasets)/([^/]+/[^/]+)/(revision|tree)/([^/]+)(?:/.*)?")
+# /api/{kind}/{repo} alone (the `datasets` library asks it first) answers as /revision/main
+_API = re.compile(r"/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/.*)?)?")
 _RESOLVE = re.compile(r"/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)")
 
 
@@ -110,7 +111,7 @@ def _handler(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
             hub.requests.append(f"{self.command} {path}")
             if match := _API.fullmatch(path):
                 kind, repo_id, what, revision = match.groups()
-                self._api(kind, repo_id, what, revision)
+                self._api(kind, repo_id, what or "revision", revision or "main")
             elif match := _RESOLVE.fullmatch(path):
                 dataset, repo_id, revision, file = match.groups()
                 self._resolve("datasets" if dataset else "models", repo_id, revision, file, body)

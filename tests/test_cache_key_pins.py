@@ -17,11 +17,13 @@ FIXED_LIBRARIES = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2"
                    "onnxruntime": "1.32.0", "onnxruntime-genai": "0.18.0"}
 
 PINS = {
-    "builder": ["9fd369b2ffbf0d6646c8bd4b223891684145ba7263cdb277feda3592a38e2917"],
+    # ModelBuilder gained enable_cuda_graph, search and metadata_only (issue 14, item 4)
+    "builder": ["90b8ad0ff14f1b86f0e991c38614c5314e8ff6ce2a2c63fef2994a6af0eaafb2"],
     "lora_then_builder": ["61a579aa7f89870baa5a5c2ae1f8c9d74f1e1d1f6742711ff70d1a2ed1b0f894",
-                          "e64f0f17d2e8c1145399180536b6594143174ebc8ee69c42487037d9990591c9"],
-    "awq_gpu": ["f6235a53dd4f20e6403c0e68cde57c9bc3d57017130e60c25fc58983ce3ad7c7",
-                "ea9e94f18f6ef82358e92a1c1f00164d2b2bffe3e52ab4f6bfc1e7f578ca3cc7"],
+                          "7b5d15358a082054be1fde08c1eabd5e1d1a423aee45439007dcca18980b1b4a"],
+    # AWQ version 2 with its new gptq_rounding parameter (issue 17)
+    "awq_gpu": ["1d4008934c7b2658540ac6b5833d73d638e531ba7dae676cee6258b1fc3b1e18",
+                "f39771991b5351091713873ab4bffe95549f79acff442429e095cb73388026ef"],
 }
 
 

@@ -37,10 +37,11 @@ def test_output_path_overrides_the_document(tiny_llama, tmp_path, write_doc, cli
 
 def test_model_folder_without_config_json(tmp_path, write_doc, cli):
     (tmp_path / "empty").mkdir()
-    code, _, err = cli("run", "--config", write_doc(builder_workflow(tmp_path / "empty", tmp_path)))
+    doc = write_doc(builder_workflow(tmp_path / "empty", tmp_path))
+    code, _, err = cli("run", "--config", doc)
     assert code == 2
-    assert err == (f"olivepress: error: input_model.model_path: {tmp_path / 'empty'} is not a Hugging Face model folder "
-                   "(no config.json)\n")
+    assert err == (f"olivepress: error: {doc}:4: input_model.model_path: {tmp_path / 'empty'} is not a Hugging Face "
+                   "model folder (no config.json)\n")
 
 
 def test_offline_hub_id_not_in_the_local_cache_says_what_to_download(tmp_path, write_doc, cli, monkeypatch):
@@ -70,7 +71,7 @@ def test_hub_id_in_the_local_cache_is_found_offline(tiny_llama, tmp_path, write_
 
 
 def test_document_errors_exit_2_with_one_line_and_no_traceback(tmp_path, write_doc, cli):
-    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "org/m"},
                      "passes": {"b": {"type": "ModelBuilder", "precision": 4}}})
     code, out, err = cli("run", "--config", doc)
     assert code == 2 and out == ""
@@ -82,7 +83,7 @@ def test_document_errors_exit_2_with_one_line_and_no_traceback(tmp_path, write_d
 
 
 def test_log_level_0_shows_every_problem_and_the_traceback(tmp_path, write_doc, cli):
-    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "org/m"},
                      "passes": {"a": {"type": "Nope"}, "b": {"type": "ModelBuilder", "precision": "int3"}}})
     code, _, err = cli("run", "--config", doc, "--log_level", "0")
     assert code == 2
@@ -93,9 +94,12 @@ def test_log_level_0_shows_every_problem_and_the_traceback(tmp_path, write_doc, 
 def test_a_pass_that_cannot_take_the_previous_output_is_refused_before_running(tiny_llama, tmp_path, write_doc, cli):
     doc = builder_workflow(tiny_llama, tmp_path)
     doc["passes"]["again"] = {"type": "ModelBuilder"}
-    code, _, err = cli("run", "--config", write_doc(doc))
+    path = write_doc(doc)
+    code, _, err = cli("run", "--config", path)
+    line = next(number for number, text in enumerate(path.read_text().splitlines(), 1) if '"again"' in text)
     assert code == 2
-    assert err == "olivepress: error: passes.again: ModelBuilder takes hf models, but pass 'builder' is an onnx model\n"
+    assert err == (f"olivepress: error: {path}:{line}: passes.again: ModelBuilder takes hf models, but pass 'builder' "
+                   "is an onnx model\n")
     assert not (tmp_path / "cache").exists()
 
 
@@ -103,7 +107,7 @@ def test_passes_lists_kinds_and_descriptions(cli):
     code, out, _ = cli("passes")
     assert code == 0
     rows = {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()}  # columns are space-aligned
-    assert rows["ModelBuilder"].startswith("hf -> onnx Export a Hugging Face model (with its LoRA adapter, if any)")
+    assert rows["ModelBuilder"].startswith("hf/onnx -> onnx Export a Hugging Face model (with its LoRA adapter, if any)")
     assert rows["MergeAdapterWeights"].startswith("hf -> hf Merge a LoRA/DoRA adapter into the base weights")
     assert rows["ExtractAdapters"].startswith("onnx -> onnx Turn the LoRA weights")
-    assert len({line.index(" hf ->") if " hf ->" in line else line.index(" onnx ->") for line in out.splitlines()}) == 1
+    assert len({len(line.split()[0]) + line[len(line.split()[0]):].index(line.split()[1]) for line in out.splitlines()}) == 1

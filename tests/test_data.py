@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from olivepress.config.sections import DataConfig
 from olivepress.data.container import (
@@ -194,3 +195,116 @@ def test_fingerprint_follows_content(tmp_path):
     assert data_fingerprint(data_config(source, max_seq_len=64), memo) not in (first, changed)  # settings count too
     with pytest.raises(OlivepressError, match="data file not found"):
         data_fingerprint(data_config(tmp_path / "gone.jsonl"), memo)
+
+
+# ---------------------------------------------------------------- Olive's data configs: user code, dummy containers
+
+LOADER_SCRIPT = """
+from olive.data.registry import Registry
+import datasets
+
+
+@Registry.register_dataset()
+def load_greetings(count, word="hello"):
+    return datasets.Dataset.from_dict({"text": [f"{word} {n}" for n in range(count)]})
+
+
+def keep_even(rows, modulo=2):
+    return rows.filter(lambda row: int(row["text"].split()[-1]) % modulo == 0)
+"""
+
+
+def _user_data(script, **pre_process) -> DataConfig:
+    return DataConfig.model_validate({
+        "name": "greetings", "user_script": str(script),
+        "load_dataset_config": {"type": "load_greetings", "count": 6, "word": "hi"},
+        "pre_process_data_config": pre_process or {},
+    })
+
+
+def test_user_script_components_are_called_by_name_with_their_params(tmp_path, tiny_llama):
+    script = tmp_path / "user.py"
+    script.write_text(LOADER_SCRIPT, encoding="utf-8")
+    container = HuggingfaceContainer(_user_data(script))
+    assert container.load_dataset()["text"] == ["hi 0", "hi 1", "hi 2", "hi 3", "hi 4", "hi 5"]
+    filtered = HuggingfaceContainer(_user_data(script, type="keep_even", modulo=3))
+    assert filtered.texts(load_tokenizer(tiny_llama)) == ["hi 0", "hi 3"]
+
+
+def test_the_user_script_counts_by_content_in_the_fingerprint(tmp_path):
+    memo = FingerprintMemo(tmp_path / "memo.db")
+    first, second = tmp_path / "a" / "user.py", tmp_path / "b" / "user.py"
+    for script in (first, second):
+        script.parent.mkdir()
+        script.write_text(LOADER_SCRIPT, encoding="utf-8")
+    assert data_fingerprint(_user_data(first), memo) == data_fingerprint(_user_data(second), memo)
+    second.write_text(LOADER_SCRIPT.replace("hello", "hey"), encoding="utf-8")
+    assert data_fingerprint(_user_data(first), memo) != data_fingerprint(_user_data(second), memo)
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"load_dataset_config": {"type": "load_greetings"}},
+     "load_dataset_config.type: 'load_greetings' is not a built-in component (huggingface_dataset); it names a "
+     "function of user_script, which the data config does not give"),
+    ({"load_dataset_config": {"data_name": "json", "data_filez": "x.json"}},
+     "load_dataset_config.params: unknown key 'data_filez' (did you mean 'data_files'?)"),
+    ({"type": "RawDataContainer"},
+     "type: RawDataContainer (Olive 0.6+, raw binary tensors) is not read by olivepress; write a load_dataset "
+     "function in a user_script that returns the rows instead"),
+    ({"type": "TransformersTokenDummyDataContainer", "load_dataset_config": {"seq_len": 8, "max_seq_len": 12}},
+     "seq_len + past_seq_len (16) exceeds max_seq_len 12"),
+])
+def test_data_config_mistakes_are_named(config, problem):
+    with pytest.raises(ValueError) as error:
+        DataConfig.model_validate({"name": "d", **config})
+    assert problem in str(error.value)
+
+
+def test_olive_pre_process_spellings_are_read():
+    config = DataConfig.model_validate({
+        "name": "d", "load_dataset_config": {"data_name": "json", "data_files": "x.json"},
+        "pre_process_data_config": {"input_cols": ["a", "b"], "max_length": 64, "strategy": "line-by-line",
+                                    "task": "text-classification"},
+    })
+    params = config.pre_process_data_config.params
+    assert (params.text_cols, params.max_seq_len, params.corpus_strategy) == (["a", "b"], 64, "line-by-line")
+    assert params.model_extra == {"task": "text-classification"}  # accepted, warned about when the data is read
+
+
+def test_olive_classification_pre_process_keys_are_read():
+    config = DataConfig.model_validate({
+        "name": "d", "load_dataset_config": {"data_name": "json", "data_files": "x.json", "streaming": True},
+        "pre_process_data_config": {"input_cols": ["a"], "label_cols": ["score"], "padding": "max_length",
+                                    "align_labels": True, "labels_to_filter": ["_silence_"]},
+    })
+    params = config.pre_process_data_config.params
+    assert (params.label_col, params.padding, params.align_labels, params.labels_to_filter) == (
+        ["score"], "max_length", True, ["_silence_"])
+    assert config.load_dataset_config.params.streaming is True
+
+
+@pytest.mark.parametrize("key, made", [("use_step", "a 'step' input"),
+                                       ("shared_kv", "past key/values in one buffer of max_seq_len")])
+def test_olives_graph_specific_dummy_rows_are_refused_saying_what_to_do(key, made):
+    with pytest.raises(ValidationError) as error:
+        DataConfig.model_validate({"name": "d", "type": "TransformersPromptDummyDataContainer",
+                                   "load_dataset_config": {key: True, "ort_past_key_name": "past_key_<id>"}})
+    (problem,) = error.value.errors()
+    assert problem["loc"] == (key,)
+    assert problem["msg"] == (f"Value error, Olive 0.9's dummy rows with {made} are not made by olivepress (they fit "
+                              "graphs Olive's own passes built); remove it, or give a dataloader function of "
+                              "user_script that yields the graph's inputs")
+
+
+@pytest.mark.parametrize("container, shapes", [
+    ("TransformersTokenDummyDataContainer", {"input_ids": (1, 1), "attention_mask": (1, 9), "position_ids": (1, 1)}),
+    ("TransformersPromptDummyDataContainer", {"input_ids": (1, 8), "attention_mask": (1, 8), "position_ids": (1, 8)}),
+])
+def test_dummy_containers_make_olives_token_rows(container, shapes):
+    from olivepress.evaluation.forward import dummy_rows
+
+    rows = dummy_rows(DataConfig.model_validate({"name": "d", "type": container}))
+    assert len(rows) == 32
+    assert {name: rows[0][name].shape for name in shapes} == shapes
+    past = 8 if "Token" in container else 0
+    assert rows[0]["position_ids"][0, 0] == past

@@ -11,6 +11,7 @@ from conftest import builder_workflow
 from pydantic import ValidationError
 
 from olivepress.config.sections import DataConfig, EvaluatorConfig, GoalConfig
+from olivepress.errors import OlivepressError
 from olivepress.evaluation.evaluator import Evaluator
 from olivepress.evaluation.generation import open_generator
 from olivepress.evaluation.metrics import typed_metric
@@ -243,7 +244,9 @@ def test_evaluator_mistakes_are_named(metrics, problem):
 def test_a_metric_naming_missing_data_is_refused_with_its_place(tiny_llama, tmp_path, write_doc, cli):
     doc = builder_workflow(tiny_llama, tmp_path)
     doc["evaluators"] = {"common": {"metrics": [{"name": "ppl", "type": "perplexity", "data_config": "txt"}]}}
-    doc["data_configs"] = [{"name": "text", "load_dataset_config": {"data_name": "json", "data_files": "x.jsonl"}}]
+    (tmp_path / "x.jsonl").write_text("")
+    doc["data_configs"] = [{"name": "text", "load_dataset_config": {"data_name": "json",
+                                                                    "data_files": str(tmp_path / "x.jsonl")}}]
     doc["engine"]["evaluator"] = "common"
     path = write_doc(doc)
     code, _, err = cli("run", "--config", path)
@@ -251,3 +254,128 @@ def test_a_metric_naming_missing_data_is_refused_with_its_place(tiny_llama, tmp_
     assert code == 2
     assert err == (f"olivepress: error: {path}:{line}: evaluators.common.metrics[0].data_config: no data config named "
                    "'txt' in 'data_configs' (did you mean 'text'?)\n")
+
+
+# ---------------------------------------------------------------- Olive's metric shapes
+
+def test_olives_perplexity_is_olivepress_perplexity():
+    metric = typed_metric({"name": "ppl", "type": "accuracy", "backend": "torch_metrics", "data_config": "d",
+                           "sub_types": [{"name": "perplexity", "metric_config": {"ignore_index": -100}}]})
+    assert (metric.type, [sub.name for sub in metric.sub_types]) == ("perplexity", ["perplexity"])
+    assert sub_metrics(EvaluatorConfig(metrics=[metric]))[0].higher_is_better is False
+
+
+def test_lm_evaluator_is_refused_in_one_line(tmp_path, write_doc, cli):
+    document = builder_workflow(tmp_path / "model", tmp_path)
+    document["evaluators"] = {"lm": {"type": "LMEvaluator", "tasks": ["arc_easy"], "batch_size": 16}}
+    code, _, err = cli("validate", "--config", write_doc(document))
+    assert code == 2
+    lines = [line for line in err.splitlines() if "evaluators.lm" in line]
+    assert len(lines) == 1  # one line, not one per key of Olive's evaluator
+    assert lines[0].endswith("LMEvaluator (Olive 0.7+) runs lm-evaluation-harness tasks, which olivepress does not "
+                             "include; measure perplexity or accuracy with a metric, or run lm_eval on the output model")
+
+
+def _graph(path: Path, with_past: bool) -> OnnxModel:
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+              helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total"])]
+    nodes = [helper.make_node("Shape", ["attention_mask"], ["mask_shape"])]
+    outputs = [helper.make_tensor_value_info("mask_shape", TensorProto.INT64, [2])]
+    if with_past:
+        inputs.append(helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT, ["batch", 2, "past", 4]))
+        nodes.append(helper.make_node("Shape", ["past_key_values.0.key"], ["past_shape"]))
+        outputs.append(helper.make_tensor_value_info("past_shape", TensorProto.INT64, [4]))
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", 17)])
+    path.mkdir()
+    onnx.save(model, str(path / "model.onnx"))
+    return OnnxModel(path=path)
+
+
+@pytest.mark.parametrize("with_past, mask, past", [(False, [1, 1], None), (True, [1, 9], [1, 2, 8, 4])])
+def test_token_dummy_rows_feed_a_graph_with_or_without_past_inputs(with_past, mask, past, tmp_path):
+    from olivepress.evaluation.forward import OnnxRunner, dummy_rows
+
+    runner = OnnxRunner(_graph(tmp_path / "graph", with_past), CPU)
+    row = dummy_rows(DataConfig(name="d", type="TransformersTokenDummyDataContainer"))[0]
+    answers = runner.session.run(None, runner.feeds(row))
+    assert answers[0].tolist() == mask  # without past inputs, the mask covers the current tokens only
+    assert (answers[1].tolist() if with_past else None) == past
+
+
+def test_latency_reads_olives_metric_level_dataloader(tmp_path):
+    from olivepress.evaluation.timing import metric_rows
+
+    script = tmp_path / "user.py"
+    script.write_text("import numpy as np\n\n\ndef loader(data_dir, batch_size, length):\n"
+                      "    return [({'input_ids': np.ones((batch_size, length), dtype=np.int64)}, 0)] * 3\n",
+                      encoding="utf-8")
+    metric = typed_metric({"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}], "user_config": {
+        "user_script": str(script), "dataloader_func": "loader", "batch_size": 2,
+        "func_kwargs": {"dataloader_func": {"length": 5}}}})
+    assert metric.data_config is None and not metric.reads_data()
+    rows = metric_rows(metric.user_config)
+    assert len(rows) == 3 and rows[0]["input_ids"].shape == (2, 5)
+    changed = typed_metric({**metric.model_dump(exclude_unset=True), "user_config": {
+        **metric.user_config.model_dump(exclude_unset=True), "dataloader_func": "loader"}})
+    before = changed.key_material()
+    script.write_text(script.read_text(encoding="utf-8") + "# changed\n", encoding="utf-8")
+    assert changed.key_material() != before  # the script's content is part of the evaluation key
+
+
+def test_latency_without_data_times_ones_shaped_as_the_graphs_fixed_inputs(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from olivepress.evaluation.forward import model_io_rows
+
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT32, [1, 16]),
+              helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 16, 16])]
+    graph = helper.make_graph([helper.make_node("Shape", ["mask"], ["shape"])], "g", inputs,
+                              [helper.make_tensor_value_info("shape", TensorProto.INT64, [4])])
+    (tmp_path / "fixed").mkdir()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "fixed" / "model.onnx"))
+    (row,) = model_io_rows(OnnxModel(path=tmp_path / "fixed"))
+    assert {name: (value.shape, str(value.dtype)) for name, value in row.items()} == {
+        "input_ids": ((1, 16), "int32"), "mask": ((1, 1, 16, 16), "float32")}
+    metric = typed_metric({"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]})
+    assert metric.data_config is None and not metric.reads_data()  # Olive times the model's own input shapes
+    with pytest.raises(OlivepressError, match=r"^graph input input_ids has no fixed shape to make rows of ones from; name "
+                                        r"a data_configs entry, or give user_config input_names and input_shapes$"):
+        model_io_rows(_graph(tmp_path / "dynamic", with_past=False))
+
+
+@pytest.mark.slow
+def test_latency_of_a_graph_without_genai_config_times_one_forward_per_dummy_row(tmp_path):
+    evaluator = Evaluator(
+        EvaluatorConfig(metrics=[{"name": "lat", "type": "latency", "data_config": "dummy",
+                                  "sub_types": [{"name": "avg"}, {"name": "max"}],
+                                  "user_config": {"repeat_test_num": 5}}]),
+        {"dummy": DataConfig(name="dummy", type="TransformersPromptDummyDataContainer")}, CPU, tmp_path / "cache",
+        lambda name: "fingerprint")
+    model = _graph(tmp_path / "graph", with_past=False)
+    values = evaluator.evaluate(model, "model-key").metrics
+    assert 0 < values["lat-avg"] <= values["lat-max"] < 1
+
+
+def test_olives_metric_level_dataloader_of_custom_metrics_is_refused_saying_what_to_write():
+    with pytest.raises(ValidationError) as error:
+        typed_metric({"name": "c", "type": "custom", "sub_types": [{"name": "acc", "higher_is_better": True}],
+                      "user_config": {"user_script": "user.py", "metric_func": "metric", "dataloader_func": "d"}})
+    assert ("dataloader_func: Olive 0.2-0.5's metric dataloader is not read; name a data config whose "
+            "dataloader_config type is that function (data_config.user_script holds it)") in str(error.value)
+
+
+def test_a_custom_metric_script_may_live_in_script_dir(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "metric_script.py").write_text("def score(model, data_config, scale):\n    return 2 * scale\n",
+                                              encoding="utf-8")
+    evaluator = Evaluator(
+        EvaluatorConfig(metrics=[{"name": "c", "type": "custom", "sub_types": [{"name": "s", "higher_is_better": True}],
+                                  "user_config": {"user_script": "metric_script.py", "script_dir": str(scripts),
+                                                  "evaluate_func": "score", "evaluate_func_kwargs": {"scale": 4}}}]),
+        {}, CPU, tmp_path / "cache", lambda name: "fingerprint")
+    assert evaluator.evaluate(HfModel(path=tmp_path), "key").metrics == {"c-s": 8.0}

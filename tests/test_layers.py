@@ -9,7 +9,7 @@ PACKAGE = Path(olivepress.__file__).parent
 
 # Lower number = lower layer. A module may import its own layer and the layers below it.
 LAYERS = {
-    "hashing": 0, "files": 0, "hardware": 0, "errors": 0, "log": 0,
+    "hashing": 0, "files": 0, "hardware": 0, "errors": 0, "log": 0, "progress": 0, "user_code": 0,
     "config": 1, "plugins": 1,
     "passes": 2, "evaluation": 2, "quantization": 2, "data": 2, "models": 2, "runtime": 2,
     "workflow": 3,

@@ -92,6 +92,30 @@ def test_loss_decreases_on_repeated_data(trained, tiny_llama):
     assert metrics["train_loss"] < before and metrics["train_tokens_per_s"] > 0
 
 
+def test_without_a_terminal_training_says_its_cost_estimate_and_progress(tiny_llama, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("olivepress.progress.REPORT_EVERY_S", 0.0)  # a line at every step
+    context = make_context(tmp_path, repeated_sentence_data(tmp_path))
+    config = lora_config(r=4, training_args={"max_steps": 3, "per_device_train_batch_size": 2})
+    LoRA().train(HfModel(path=tiny_llama), config, context)
+    lines = capsys.readouterr().err.splitlines()
+    assert "LoRA: 3 steps x 2 rows x 32 tokens = 192 tokens" in lines
+    assert any(re.fullmatch(r"LoRA: about \d+s in all at this pace", line) for line in lines), lines
+    assert re.fullmatch(r"LoRA: step 3/3, [\d.]+ (step/s|s/step), tokens/s \d+, loss \d\.\d{4}, elapsed \d+s", lines[-1])
+
+
+def test_the_pass_trains_with_the_chunked_loss_that_equals_the_models_own(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    from olivepress.passes.pytorch.training import chunked_loss_trainer, training_arguments
+
+    model = get_peft_model(load_base(tiny_llama), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    trainer = chunked_loss_trainer(model=model, args=training_arguments({}, Path("unused"), use_cpu=True))
+    rows = packed_rows(tiny_llama)
+    inputs = {"input_ids": rows, "labels": rows, "attention_mask": torch.ones_like(rows)}
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.compute_loss(model, inputs), model(**inputs).loss)
+
+
 def test_adapter_reloads_with_peft_and_gives_the_same_logits(trained, tiny_llama):
     from peft import PeftModel
 

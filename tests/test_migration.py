@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from olivepress.config.errors import DocumentError
 from olivepress.config.migration import migrate
 from olivepress.config.source import SourceDocument
 from olivepress.passes.registry import PassRegistry
@@ -48,13 +49,28 @@ def test_the_cookbook_lora_with_double_quant_becomes_qlora_with_its_settings():
     assert (data.max_seq_len, data.corpus_strategy, data.use_attention_mask) == (2048, "join", False)
 
 
-def test_validate_lists_each_rewrite_with_its_line(cli):
-    code, out, _ = cli("validate", "--config", GOLDEN / "cookbook-phi3-finetune.json")
+def test_validate_lists_each_rewrite_with_its_line(cli, tmp_path, monkeypatch):
+    cookbook = GOLDEN / "cookbook-phi3-finetune.json"
+    code, _, err = cli("validate", "--config", cookbook)
+    assert code == 2  # the files it names are not here: validate says which, where the document names them
+    assert err.splitlines() == [
+        f"olivepress: error: {cookbook}:3: input_model.config.hf_config.model_name: model-cache/microsoft/phi-3-mini: "
+        "no such folder",
+        f"olivepress: error: {cookbook}:5: systems.aml.aml_docker_config.conda_file_path: conda.yaml: no such file",
+        f"olivepress: error: {cookbook}:8: data_configs[0].load_dataset_config.params.data_files: data file not "
+        "found: dataset/dataset-classification.json"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model-cache" / "microsoft" / "phi-3-mini").mkdir(parents=True)
+    (tmp_path / "model-cache" / "microsoft" / "phi-3-mini" / "config.json").write_text("{}")
+    (tmp_path / "conda.yaml").write_text("dependencies: [olivepress]\n")
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "dataset-classification.json").write_text("[]")
+    code, out, _ = cli("validate", "--config", cookbook)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == (f"rewrote {GOLDEN / 'cookbook-phi3-finetune.json'}:2: input_model: PyTorchModel with hf_config "
+    assert lines[0] == (f"rewrote {cookbook}:2: input_model: PyTorchModel with hf_config "
                         "became HfModel (model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
-    assert f"rewrote {GOLDEN / 'cookbook-phi3-finetune.json'}:13: passes.lora.type: LoRA with double_quant trains on a " \
+    assert f"rewrote {cookbook}:13: passes.lora.type: LoRA with double_quant trains on a " \
            "4-bit base: the pass is QLoRA" in lines
     assert lines[-1].endswith("valid, 11 rewrites; passes: lora (QLoRA), merge_adapter_weights (MergeAdapterWeights), "
                               "builder (ModelBuilder)")
@@ -71,23 +87,21 @@ def test_migrate_writes_the_current_form(cli, tmp_path):
 
 
 def test_a_key_only_an_older_olive_read_is_refused_with_its_version_and_current_spelling(cli, write_doc):
-    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
-                     "engine": {"output_name": "phi3", "cache_dir": "c"}, "pass_flows": [["a"]]})
+    doc = write_doc({"input_model": {"type": "PyTorchModel", "config": {"hf_config": {
+        "model_name": "org/m", "dataset": {"data_name": "glue"}}}}, "engine": {"cache_dir": "c", "outptu_dir": "o"}})
     code, _, err = cli("validate", "--config", doc)
     assert code == 2
-    assert err.startswith(f"olivepress: error: {doc}:")
-    assert err.strip().endswith(": pass_flows: a key of Olive 0.2-0.7 that olivepress does not read; use one `passes` list; "
-                                "alternative passes at one step are a search dimension (and 1 more problem)")
-    code, _, err = cli("validate", "--config", doc, "--log_level", "0")
-    assert "engine.output_name: a key of Olive 0.2-0.6 that olivepress does not read; " \
-           "use engine.output_dir (the output folder's name)" in err
+    assert err.splitlines() == [
+        f"olivepress: error: {doc}:7: input_model.config.hf_config.dataset: a key of Olive 0.2-0.4 that olivepress "
+        "does not read; use a data config in data_configs, named by the pass or metric",
+        f"olivepress: error: {doc}:15: engine.outptu_dir: unknown key 'outptu_dir' (did you mean 'output_dir'?)"]
 
 
 def test_unknown_things_in_an_older_shape_are_still_errors(cli, write_doc):
     doc = write_doc({"input_model": {"type": "PyTorchModel", "config": {"hf_config": {
         "model_name": "m", "model_clas": "AutoModelForCausalLM"}}}})
     code, _, err = cli("validate", "--config", doc)
-    assert code == 2 and "input_model.HfModel.model_clas: unknown key 'model_clas'" in err
+    assert code == 2 and "input_model.config.hf_config.model_clas: unknown key 'model_clas'" in err
     doc = write_doc({"input_model": {"type": "HfModel", "model_path": "m"},
                      "data_configs": [{"name": "d", "load_dataset_config": {"data_name": "json"},
                                        "pre_process_data_config": {"dataset_type": "pair"}}]})
@@ -171,3 +185,104 @@ def test_the_cookbook_document_runs_locally_once_its_systems_point_at_a_local_ho
         ["lora", "(QLoRA):"], ["merge_adapter_weights", "(MergeAdapterWeights):"], ["builder", "(ModelBuilder):"]]
     assert "passes.lora.type: LoRA with double_quant trains on a 4-bit base: the pass is QLoRA" in err
     assert (tmp_path / "out" / "model" / "model.onnx").is_file()
+
+
+def _validated(document: dict):
+    return validate_document(SourceDocument(data=document, file="w.json"), PassRegistry.default())
+
+
+def test_olive_06_data_configs_params_config_and_components_go_to_the_components_that_read_them():
+    workflow = _validated({
+        "input_model": {"type": "HfModel", "model_path": "org/m"},
+        "data_configs": [{"name": "d", "type": "HuggingfaceContainer",
+                          "components": {"dataloader": {"params": {"shuffle": True}}},
+                          "params_config": {"data_name": "org/data", "split": "train[:8]", "batch_size": 2,
+                                            "max_samples": 4,
+                                            "component_kwargs": {"pre_process_data": {"source_max_len": 64}}}}]})
+    data = workflow.config.data_configs[0]
+    assert (data.load_dataset_config.params.data_name, data.load_dataset_config.params.split) == ("org/data", "train[:8]")
+    assert (data.dataloader_config.params.batch_size, data.dataloader_config.params.shuffle) == (2, True)
+    assert (data.pre_process_data_config.params.max_samples, data.pre_process_data_config.params.max_seq_len) == (4, 64)
+    assert [(".".join(map(str, r.path)), r.message) for r in workflow.rewrites] == [
+        ("data_configs.0.components", "became dataloader_config"),
+        ("data_configs.0.params_config", "its parameters went to the components that read them"),
+        ("data_configs.0.params_config.component_kwargs.pre_process_data.source_max_len", "renamed max_seq_len"),
+    ]
+
+
+def test_a_params_config_key_no_component_reads_is_named_where_it_was_written(write_doc, cli):
+    doc = write_doc({"input_model": {"type": "HfModel", "model_path": "org/m"},
+                     "data_configs": [{"name": "d", "params_config": {"data_name": "org/data", "max_sampels": 4}}]})
+    code, _, err = cli("validate", "--config", doc)
+    assert code == 2
+    assert err == (f"olivepress: error: {doc}:11: data_configs[0].params_config.max_sampels: unknown key 'max_sampels' "
+                   "(did you mean 'max_samples'?)\n")
+
+
+def test_output_name_auto_optimizer_and_top_level_metrics_are_migrated():
+    workflow = _validated({
+        "input_model": {"type": "HfModel", "model_path": "org/m"},
+        "metrics": [{"name": "size", "type": "size_on_disk"}],
+        "passes": {},
+        "auto_optimizer_config": {"disable_auto_optimizer": True},
+        "engine": {"output_dir": "models", "output_name": "phi3"},
+    })
+    assert workflow.config.engine.output_dir == "models/phi3"
+    assert workflow.config.engine.evaluator == "common_evaluator"
+    assert workflow.config.evaluators["common_evaluator"].metrics[0].name == "size"
+    assert [r.message for r in workflow.rewrites] == [
+        "disable_auto_optimizer: true is what olivepress does without passes (the input model is evaluated); removed",
+        "became evaluators.common_evaluator, the engine's evaluator",
+        "the output's name became its folder: engine.output_dir models/phi3",
+    ]
+    with pytest.raises(DocumentError) as error:
+        _validated({"input_model": {"type": "HfModel", "model_path": "org/m"}, "auto_optimizer_config": {}})
+    assert str(error.value) == ("w.json: auto_optimizer_config: Olive 0.6-0.9's auto optimizer chooses passes for an "
+                                "empty `passes`; olivepress does that in `olivepress auto-opt`; or list the passes")
+
+
+def test_current_olive_spellings_are_read_as_they_are():
+    workflow = _validated({
+        "input_model": {"type": "HFModel", "model_path": "org/m"},
+        "target": {"type": "localsystem", "accelerators": [{"device": "CPU", "execution_providers": ["CPUExecutionProvider"]}]},
+        "passes": {"builder": {"type": "ModelBuilder", "disable_search": True, "config": {"precision": "int4"}}},
+        "no_artifacts": True, "clean_evaluation_cache": True, "ort_log_severity_level": 1, "log_to_file": False,
+        "plot_pareto_frontier": True, "evaluate_input_model": False,
+    })
+    engine = workflow.config.engine
+    assert (engine.no_artifacts, engine.clean_evaluation_cache, engine.ort_log_severity_level) == (True, True, 1)
+    assert workflow.config.input_model.type == "HfModel"
+    assert workflow.config.target_system()[1].accelerators[0].device == "cpu"
+    assert [r.message for r in workflow.rewrites] == ["the inline system moved to systems.target_system",
+                                                      "true is the default without a search; removed"]
+    assert [".".join(map(str, r.path)) for r in workflow.rewrites] == ["target", "passes.builder.disable_search"]
+
+
+def test_olive_keys_olivepress_does_not_read_are_refused_saying_what_to_do_instead():
+    with pytest.raises(DocumentError) as error:
+        _validated({"input_model": {"type": "HfModel", "model_path": "org/m"},
+                    "systems": {"env": {"type": "PythonEnvironment", "python_environment_path": "/usr",
+                                        "olive_managed_env": True, "requirements_file": "r.txt"}},
+                    "passes": {"b": {"type": "ModelBuilder", "host": "env", "clean_run_cache": True}}})
+    assert error.value.problems == [
+        "w.json: systems.env.olive_managed_env: an environment Olive builds from requirements_file (olive_managed_env, "
+        "Olive 0.6) is not built by olivepress: create it (python -m venv, pip install -r the file, olivepress) and give "
+        "its python_environment_path",
+        "w.json: passes.b.host: a pass's own system (Olive 0.2 and later) is not read: passes run on engine.target; "
+        "use one target",
+    ]
+
+
+def test_olive_06_ort_perf_tuning_is_the_session_params_tuning_pass_with_its_parameters():
+    older = {"input_model": {"type": "ONNXModel", "model_path": "org/m"},
+             "passes": {"tune": {"type": "OrtPerfTuning",
+                                 "config": {"providers_list": ["CPUExecutionProvider"], "opt_level_list": [0, 99],
+                                            "io_bind": True, "data_config": "dummy"}}},
+             "data_configs": [{"name": "dummy", "type": "TransformersTokenDummyDataContainer"}]}
+    migration = migrate(older)
+    assert migration.document["passes"]["tune"]["type"] == "OrtSessionParamsTuning"
+    assert [(".".join(map(str, r.path)), r.message) for r in migration.rewrites
+            if r.path[-1] == "type"] == [("passes.tune.type", "OrtPerfTuning is now OrtSessionParamsTuning")]
+    workflow = validate_document(SourceDocument(data=older, file="older.json"), PassRegistry.default())
+    assert workflow.steps[0].pass_class.name == "OrtSessionParamsTuning"
+    assert (workflow.steps[0].config.opt_level_list, workflow.steps[0].config.io_bind) == ([0, 99], True)

@@ -81,14 +81,23 @@ def test_fp32_generation_matches_transformers_greedy(tiny_llama, tmp_path, write
 def test_builder_failure_names_the_pass_and_the_reason(tmp_path, write_doc, cli):
     model = tmp_path / "odd"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-                                                   "n_embd": 64, "n_layer": 1, "n_head": 2, "vocab_size": 32}))
-    code, _, err = cli("run", "--config", write_doc(builder_workflow(model, tmp_path)))
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"],
+                                                   "hidden_size": 64, "num_hidden_layers": 1, "vocab_size": 32}))
+    doc = write_doc(builder_workflow(model, tmp_path))
+    code, _, err = cli("run", "--config", doc)  # a Llama config without weights or tokenizer
     assert code == 1
-    assert err.startswith("olivepress: error: pass 'builder' failed: RuntimeError: the GenAI builder failed: ")
-    assert len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("olivepress: error:")]  # beside progress lines
+    assert errors == [err.splitlines()[-1]]
+    assert errors[0].startswith("olivepress: error: pass 'builder' failed: RuntimeError: the GenAI builder failed: ")
     assert list((tmp_path / "cache" / "entries").iterdir()) == []
     assert list((tmp_path / "cache" / "staging").iterdir()) == []
+
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    code, _, err = cli("run", "--config", doc)
+    assert code == 2
+    assert err.splitlines()[-1].startswith(f"olivepress: error: pass 'builder' (ModelBuilder): {model / 'config.json'}: "
+                                           "the GenAI builder does not export GPT2LMHeadModel; it exports "
+                                           "ChatGLMForConditionalGeneration, ")
 
 
 def test_generate_rejects_unknown_adapter_names(tiny_llama, tmp_path, write_doc, cli):

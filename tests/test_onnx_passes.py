@@ -200,6 +200,25 @@ def test_transformers_optimization_fuses_bert(bert_onnx, bert_torch, tmp_path):
         assert np.abs(session(int8).run(None, feed)[0] - expected).max() < 0.1 * np.abs(expected).max()
 
 
+def test_transformers_optimization_float16_keeps_forced_ops_float32(bert_onnx, bert_torch, tmp_path, caplog):
+    half, _ = run_pass(OrtTransformersOptimization, bert_onnx, tmp_path / "half", float16=True,
+                       force_fp32_ops=["SkipLayerNormalization"], force_fp32_nodes=["/classifier/Gemm"])
+    graph = onnx.load(str(half.path / "model.onnx")).graph
+    types = {t.name: t.data_type for t in graph.initializer}
+    kept = [node for node in graph.node if node.op_type == "SkipLayerNormalization" or node.name == "/classifier/Gemm"]
+    assert len(kept) == 5 and all(types.get(name, TensorProto.FLOAT) == TensorProto.FLOAT
+                                  for node in kept for name in node.input if name in types)
+    assert TensorProto.FLOAT16 in {types[n] for node in graph.node if node.op_type == "Attention" for n in node.input
+                                   if n in types}
+    feed = token_inputs(2, 7, bert_names(), bert_torch.config.vocab_size)
+    assert np.abs(session(half).run(None, feed)[0] - torch_outputs(bert_torch, feed)).max() < 1e-3
+    with caplog.at_level(logging.WARNING):
+        run_pass(OrtTransformersOptimization, bert_onnx, tmp_path / "fp32", force_fp32_ops=["Softmax"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "OrtTransformersOptimization: force_fp32_ops, force_fp32_nodes and force_fp16_inputs apply to the float16 "
+        "conversion; float16 is off"]
+
+
 # ---- OnnxMatMulNBits ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm", ["RTN", "HQQ", "k_quant"])

@@ -11,7 +11,7 @@ from torch import nn
 from olivepress.errors import OlivepressError
 from olivepress.passes.pytorch.quantize import AWQConfig, GPTQConfig, RTNConfig
 from olivepress.quantization.algorithms import plan, quantize_model
-from olivepress.quantization.awq import fold_scales, scale_groups, search_scales
+from olivepress.quantization.awq import fold_scales, norm_offset, scale_groups, search_scales
 from olivepress.quantization.checkpoint import (
     load_quantized,
     quantization_config,
@@ -57,13 +57,15 @@ def stats_of(x: torch.Tensor) -> InputStats:
 # ---------------------------------------------------------------- options, built by the pass configs
 
 CALIBRATION_FIELDS = {"data_config", "num_samples", "seq_len"}  # the pass reads them; the quantizers get the rows
+# lm_head folds into modules_to_not_convert; embeds is refused when true (tests/test_quantize_overrides.py)
+FOLDED_FIELDS = {"lm_head", "embeds"}
 
 
 def test_each_pass_config_builds_its_algorithms_options_with_the_documented_defaults():
     kept = ("lm_head",)
     assert RTNConfig().options() == RtnOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept)
     assert AWQConfig().options() == AwqOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept,
-                                               n_grid=20, duo_scaling=True, apply_clip=True)
+                                               n_grid=20, duo_scaling=True, apply_clip=True, gptq_rounding=False)
     # desc_act: the documented default (act order with static groups), which the GPTQ pass has always run with
     assert GPTQConfig().options() == GptqOptions(bits=4, group_size=128, sym=False, modules_to_not_convert=kept,
                                                  damp_percent=0.01, desc_act=True, block_size=128, apply_clip=True)
@@ -72,7 +74,7 @@ def test_each_pass_config_builds_its_algorithms_options_with_the_documented_defa
 @pytest.mark.parametrize("config_class", [RTNConfig, AWQConfig, GPTQConfig])
 def test_every_quantizer_field_of_a_pass_config_reaches_its_options(config_class):
     options_fields = {field.name for field in dataclasses.fields(config_class.options_class)}
-    assert options_fields == set(config_class.model_fields) - CALIBRATION_FIELDS
+    assert options_fields == set(config_class.model_fields) - CALIBRATION_FIELDS - FOLDED_FIELDS
 
 
 def test_values_set_in_the_config_reach_the_options_and_the_checkpoint_meta():
@@ -233,17 +235,65 @@ def test_folding_awq_scales_keeps_the_float_layer_unchanged(architecture, kv_hea
     assert torch.allclose(before, after, atol=1e-5)
 
 
+@pytest.mark.parametrize("architecture,mlp_norm", [
+    ("gemma", "post_attention_layernorm"), ("gemma2", "pre_feedforward_layernorm"),
+    ("gemma3_text", "pre_feedforward_layernorm"),
+])
+def test_awq_folds_scales_into_gemma_norms_keeping_the_float_model_unchanged(architecture, mlp_norm):
+    from tiny_architectures import ARCHITECTURES
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(architecture, vocab_size=64, hidden_size=64, intermediate_size=128,
+                                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, pad_token_id=0,
+                                  **ARCHITECTURES[architecture])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.2)
+    ids = torch.randint(1, 64, (2, 40))
+    with torch.no_grad():
+        before = model(ids).logits
+        for layer in model.model.layers:
+            assert norm_offset(layer.input_layernorm) == pytest.approx(1.0)  # Gemma's norms scale by (1 + weight)
+            groups = scale_groups(layer, [name for name, module in layer.named_modules() if isinstance(module, nn.Linear)])
+            assert [group.prev for group in groups] == ["input_layernorm", "self_attn.v_proj", mlp_norm, "mlp.up_proj"]
+            for group in groups:
+                fold_scales(layer, group, torch.rand(layer.get_submodule(group.linears[0]).in_features) + 0.5)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4 * before.abs().max())
+
+
+def test_norm_offset_tells_llama_norms_from_gemma_norms_and_refuses_other_modules():
+    from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    assert norm_offset(LlamaRMSNorm(16)) == 0.0
+    assert norm_offset(nn.LayerNorm(16)) == 0.0
+    assert norm_offset(GemmaRMSNorm(16)) == pytest.approx(1.0)
+    assert norm_offset(nn.Linear(16, 16)) is None
+    assert norm_offset(nn.Embedding(16, 16)) is None
+    norm = GemmaRMSNorm(16)
+    with torch.no_grad():
+        norm.weight.normal_()
+    kept = norm.weight.detach().clone()
+    norm_offset(norm)
+    assert torch.equal(norm.weight, kept)  # the probe puts the weight back
+
+
 # ---------------------------------------------------------------- group size and layers
 
 
-def test_group_size_falls_back_to_the_largest_power_of_two_dividing_every_layer(caplog):
+def test_group_size_falls_back_to_the_builders_block_size_or_the_largest_power_of_two_below(caplog):
     sizes = {"model.layers.0.self_attn.q_proj": 576, "model.layers.0.mlp.down_proj": 1536,
              "model.layers.1.self_attn.q_proj": 576, "model.layers.1.mlp.down_proj": 1536, "lm_head": 576}
     with caplog.at_level(logging.WARNING, logger="olivepress.test"):
-        assert choose_group_size(128, sizes, logger) == 64
+        assert choose_group_size(128, sizes, logger) == 32  # 64 would divide 576 too, but quantizes worse
     assert caplog.messages == ["group_size 128 does not divide in_features 576 (model.layers.0.self_attn.q_proj and "
-                               "2 more); using group_size 64"]
+                               "2 more); using group_size 32"]
     assert choose_group_size(32, sizes, logger) == 32
+    assert choose_group_size(64, {"a.q_proj": 64, "a.down_proj": 80}, logger) == 16
+    assert choose_group_size(32, {"a.q_proj": 48}, logger) == 16
 
 
 def test_group_size_error_names_the_layer_and_the_sizes_that_divide_it():
@@ -325,6 +375,21 @@ def test_quantized_folder_loads_back_and_matches_the_float_model_loosely(algorit
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == [
         "chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
         "tokenizer_config.json"]
+
+
+def test_awq_with_gptq_rounding_writes_an_awq_folder_closer_to_float_than_round_to_nearest(tiny_llama, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    rows = torch.randint(3, 300, (8, 32), generator=torch.Generator().manual_seed(0))  # quantize_tiny's rows
+    with torch.no_grad():
+        float_logits = AutoModelForCausalLM.from_pretrained(tiny_llama)(rows).logits
+        errors = {}
+        for rounding in (False, True):
+            quantize_tiny(tiny_llama, tmp_path / str(rounding), "awq", gptq_rounding=rounding)
+            loaded = load_quantized(tmp_path / str(rounding), torch.float32)
+            assert loaded.model.layers[0].mlp.down_proj.fmt == "awq"
+            errors[rounding] = float((loaded(rows).logits - float_logits).pow(2).mean())
+    assert errors[True] < 0.9 * errors[False]
 
 
 def test_a_tied_lm_head_stays_tied_to_the_embedding(tmp_path):

@@ -97,7 +97,7 @@ def test_data_component_params_are_typed_flat_or_nested():
     nested = _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": {"params": files}}]})
     assert flat.config.data_configs == nested.config.data_configs
     load = {"data_name": "json", "data_files": "a.jsonl"}
-    with pytest.raises(DocumentError, match=r"data_configs\[0\]\.pre_process_data_config\.params\.text_templat: "
+    with pytest.raises(DocumentError, match=r"data_configs\[0\]\.pre_process_data_config\.text_templat: "
                                             r"unknown key 'text_templat' \(did you mean 'text_template'\?\)"):
         _validate({**base, "data_configs": [{"name": "d", "load_dataset_config": load,
                                              "pre_process_data_config": {"text_templat": "{a}"}}]})
@@ -147,7 +147,9 @@ def test_data_contents_are_part_of_the_pass_key(tiny_llama, tmp_path):
 
 def test_an_unknown_component_type_is_refused_at_load():
     with pytest.raises(DocumentError,
-                       match=r"data_configs\[0\]\.load_dataset_config\.type: Input should be 'huggingface_dataset'"):
+                       match=r"data_configs\[0\]\.load_dataset_config\.type: 'my_loader' is not a built-in component "
+                             r"\(huggingface_dataset\); it names a function of user_script, which the data config does not "
+                             r"give"):
         _validate({"input_model": {"type": "HfModel", "model_path": "x"},
                    "data_configs": [{"name": "d", "load_dataset_config": {"type": "my_loader", "data_name": "json"}}]})
 

@@ -59,3 +59,22 @@ def write_tiny_model(folder: Path, architecture: str = "llama", seed: int = 0) -
             parameter.normal_(0, 0.2)  # larger than the default init, so logits differ clearly between tokens
     model.save_pretrained(folder)
     return folder
+
+
+def write_tiny_bert(folder: Path, num_labels: int = 2, seed: int = 0) -> Path:
+    """A random BertForSequenceClassification (hidden 64, 2 layers) with the byte-level tokenizer, saved in fp32."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = write_tokenizer(folder)
+    config = BertConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:  # layer norms keep their unit scale, so that the rows' differences carry through
+                parameter.normal_(0, 0.3)
+    model.save_pretrained(folder)
+    return folder

@@ -10,6 +10,7 @@ from typing import Any, Literal, overload
 
 from olivepress.config.schema import workflow_schema
 from olivepress.config.source import SourceDocument
+from olivepress.engine.local_checks import local_problems
 from olivepress.engine.output import check_output_dir
 from olivepress.engine.runner import Engine, RunResult
 from olivepress.engine.search.driver import plan_lines, strategy_registries
@@ -33,19 +34,21 @@ Config = Mapping[str, Any] | str | os.PathLike[str] | Workflow
 
 
 def load(config: Config, source_name: str = DICT_SOURCE) -> Workflow:
-    """The document checked exactly as `olivepress run --config` checks a file: older Olive shapes migrated, and
-    every problem reported (an `OlivepressError` whose message is the first, `.problems` all of them). A dict
+    """The document checked exactly as `olivepress run --config` checks a file: older Olive shapes migrated, the files
+    it names looked for, and every problem reported (an `OlivepressError` whose message is the first, `.problems`
+    all of them, in document order). A dict
     is copied, never changed; its error lines name `source_name` instead of a file."""
     if isinstance(config, Workflow):
         return config
     if isinstance(config, Mapping):
         return check_document(SourceDocument(data=copy.deepcopy(dict(config)), file=source_name))
-    return load_workflow(Path(config), PassRegistry.default(), strategy_registries())
+    return load_workflow(Path(config), PassRegistry.default(), strategy_registries(), local_problems)
 
 
 def check_document(source: SourceDocument) -> Workflow:
-    """A document built in memory, checked with every registered pass, sampler and executor."""
-    return validate_document(source, PassRegistry.default(), strategy_registries())
+    """A document built in memory, checked with every registered pass, sampler and executor, and against the files
+    it names."""
+    return validate_document(source, PassRegistry.default(), strategy_registries(), local_problems)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from olivepress.cli import (
     validate,
 )
 from olivepress.cli.common import common_parser
+from olivepress.config.errors import DocumentError
 from olivepress.errors import OlivepressError, RunFailedError
 from olivepress.log import DEFAULT_LEVEL, logger, setup_logging
 from olivepress.systems.azureml.client import connect as azureml_connect
@@ -64,11 +65,15 @@ def main(argv: list[str] | None = None, connect: Connect = azureml_connect) -> i
 
 
 def _report(error: BaseException, unexpected: bool = False) -> None:
-    """One line on stderr; with --log_level 0 the traceback and every problem found."""
+    """One line per problem on stderr (a document's first SHOWN_PROBLEMS, then a count of the others; all of them
+    with --log_level 0, and the traceback)."""
     verbose = logger.isEnabledFor(logging.DEBUG)
     if verbose:
         traceback.print_exception(error)
-    lines = (getattr(error, "problems", None) if verbose else None) or [str(error)]
+    if isinstance(error, DocumentError):
+        lines = error.problems if verbose else error.shown()
+    else:
+        lines = [str(error)]
     if unexpected:
         hint = "" if verbose else " (rerun with --log_level 0 for the traceback)"
         lines = [f"unexpected {type(error).__name__}: {lines[0]}{hint}"]

@@ -3,8 +3,8 @@
 import difflib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 def did_you_mean(word: str, candidates: list[str]) -> str:
@@ -36,19 +36,33 @@ class ConfigModel(BaseModel):
     def known_keys(cls) -> list[str]:
         return list(cls.keys_of_fields())
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and cls.model_config.get("extra") != "allow":
+    def _name_unknown_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Each unknown key (pydantic's extra_forbidden) is an error of its own that names the key and the closest
+        known one, reported together with the problems of the known keys."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            items = error.errors()
+            if not any(_is_unknown_key(item) for item in items):
+                raise
             known = cls.known_keys()
-            for key in data:
-                if key not in known:
-                    raise PydanticCustomError(
-                        "unknown_key",
-                        "unknown key '{key}'{hint}",
-                        {"key": key, "hint": did_you_mean(str(key), known)},
-                    )
-        return data
+            raise ValidationError.from_exception_data(cls.__name__, [
+                {"type": PydanticCustomError("unknown_key", "unknown key '{key}'{hint}",
+                                             {"key": item["loc"][0], "hint": did_you_mean(str(item["loc"][0]), known)}),
+                 "loc": item["loc"], "input": item["input"]} if _is_unknown_key(item) else _as_init_error(item)
+                for item in items
+            ]) from None
+
+
+def _is_unknown_key(item: Any) -> bool:
+    return item["type"] == "extra_forbidden" and len(item["loc"]) == 1
+
+
+def _as_init_error(item: Any) -> InitErrorDetails:
+    """A reported error, raised again as it was (its type and rendered message kept)."""
+    return {"type": PydanticCustomError(item["type"], item["msg"]), "loc": item["loc"], "input": item["input"]}
 
 
 class TypedSection(ConfigModel):

@@ -1,8 +1,6 @@
 """The workflow document: one typed model per section."""
 
-from typing import Any
-
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import (
@@ -32,26 +30,20 @@ class WorkflowConfig(ConfigModel):
     passes: dict[str, PassEntryConfig] = Field(
         default_factory=dict, description="The passes, run in the order written."
     )
+    pass_flows: list[list[str]] | None = Field(
+        None, min_length=1, description="Olive's pass flows: each a list of names in `passes`, run in its own order "
+        "from the input model (a prefix that flows share runs once, through the cache); each flow's output goes to "
+        "its own folder in engine.output_dir, named by its passes joined with '-'. Default: one flow of every pass."
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     azureml_client: AzureMLClientConfig | None = Field(
         None, description="The AzureML workspace for AzureML systems, assets and registration."
     )
 
-    @model_validator(mode="before")
     @classmethod
-    def _hoist_engine_keys(cls, data: Any) -> Any:
-        """Current Olive documents may write engine options at the top level; they mean the same."""
-        if not isinstance(data, dict):
-            return data
-        top_level = [key for key in EngineConfig.model_fields if key in data]
-        if not top_level:
-            return data
-        engine = dict(data.get("engine") or {})
-        for key in top_level:
-            if key in engine:
-                raise ValueError(f"'{key}' is given both at the top level and under 'engine'")
-            engine[key] = data[key]
-        return {**{k: v for k, v in data.items() if k not in top_level}, "engine": engine}
+    def known_keys(cls) -> list[str]:
+        """The sections, and the engine's keys, which a document may also write at the top level (as in Olive)."""
+        return [*super().known_keys(), *EngineConfig.known_keys()]
 
     def target_system(self) -> tuple[str, SystemConfig]:
         """The system that runs the passes: engine.target; else the host when it is AzureML (the job runs the

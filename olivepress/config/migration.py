@@ -1,18 +1,25 @@
 """Rewriting older Olive document shapes into the current one, a recorded rewrite each.
 
-Each rule recognizes one older shape (the ones in the Phi-3 cookbook and Olive's examples up to
-0.7) and rewrites it in place. Anything no rule knows is left for validation to refuse, and a key
+Each rule recognizes one older shape (the ones in the Phi-3 cookbook and Olive's examples from 0.2
+to 0.9) and rewrites it in place. Anything no rule knows is left for validation to refuse, and a key
 that only an older Olive read is refused here, naming its version and the current spelling, as is an
 older name given beside its current one. Nothing is dropped silently: every rewrite, removals
 included, is reported. Spellings that current Olive still writes are not rewritten: they are aliases
-of the pass's fields, read as they are.
+of the pass's fields, read as they are, or (engine keys at the top level, type names in any case) put
+into the one form without a line. Every move is recorded, so that a problem found later is reported at
+the key as the user wrote it. A rule reads any value without an exception: a shape it does not expect
+is left as it is for validation to report.
 """
 
 import copy
+import re
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from olivepress.config.data_params import DataloaderParams, LoadDatasetParams, PreProcessParams
+from olivepress.config.sections import EngineConfig, InputModelConfig, SystemConfig
 from olivepress.config.source import DocPath
 from olivepress.hardware import device_of
 
@@ -25,10 +32,12 @@ class Rewrite:
 
 @dataclass(frozen=True)
 class OldKey:
-    """A key of an older Olive that cannot be rewritten; validation reports it as an error."""
+    """A problem of the document as written that no rewrite fixes (a key only an older Olive read, a system type
+    olivepress does not run, a template's placeholder); validation reports it as an error."""
 
     path: DocPath
     message: str
+    covers: tuple[DocPath, ...] = ()  # where the later problems it causes are (as written): those are not reported
 
 
 @dataclass
@@ -36,18 +45,37 @@ class Migration:
     document: dict[str, Any]
     rewrites: list[Rewrite]
     old_keys: list[OldKey]
+    moves: dict[DocPath, DocPath] = field(default_factory=dict)  # a path in `document` -> where it was written
+
+    def written(self, path: DocPath) -> DocPath:
+        """Where the user wrote what is now at `path` (the key as written, `lora_r` for `r`)."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.moves:
+                return (*self.moves[path[:end]], *path[end:])
+        return path
 
 
 # Keys that only older Olive versions read: (where, key) -> (the Olive versions, what to write instead).
 OLD_KEYS: dict[tuple[str, str], tuple[str, str]] = {
-    ("engine", "output_name"): ("Olive 0.2-0.6", "engine.output_dir (the output folder's name)"),
-    ("engine", "plot_pareto_frontier"): ("Olive 0.2-0.7", "nothing: a search always writes report.md with pareto.png"),
-    ("", "auto_optimizer_config"): ("Olive 0.7", "`olivepress auto-opt`"),
-    ("", "pass_flows"): ("Olive 0.2-0.7", "one `passes` list; alternative passes at one step are a search dimension"),
-    ("data_config", "params_config"): ("Olive 0.2-0.4", "load_dataset_config / pre_process_data_config params"),
-    ("data_config", "components"): ("Olive 0.2-0.4", "load_dataset_config / pre_process_data_config / dataloader_config"),
     ("hf_config", "dataset"): ("Olive 0.2-0.4", "a data config in data_configs, named by the pass or metric"),
+    ("hf_config", "components"): ("Olive 0.2-0.6", "a document per component, each with a PyTorchModel whose "
+                                  "model_loader returns that component (a model of components is not an input model)"),
 }
+# A value a template leaves for its generator to fill in: `<model_name_placeholder>`, `<<str: model_path>>`.
+PLACEHOLDER = re.compile(r"<<\s*[^<>|]+>>|<[A-Za-z][\w: ]{4,}>")
+# Olive's system types that olivepress does not run: type -> (the Olive versions, what it does and what to do instead).
+REFUSED_SYSTEMS = {
+    "Docker": ("Olive 0.2+", "runs the passes in a container it builds, which olivepress does not start: run "
+               "olivepress inside the image (docker run IMAGE olivepress run --config ...), or use a PythonEnvironment "
+               "system"),
+    "IsolatedORT": ("Olive 0.4+", "evaluates ONNX models with the onnxruntime of another environment: use a "
+                    "PythonEnvironment system with that environment's python_environment_path"),
+}
+COMPOSITE_MODEL = ("CompositeModel (Olive 0.6+) is not an input model: olivepress takes one model per document; give "
+                   "each component a document of its own (its OnnxModel, or a PyTorchModel whose model_loader returns "
+                   "it)")
+# The keys of Olive 0.2-0.6's PyTorchModel that name functions of model_script, beside hf_config.
+HF_CONFIG_SCRIPT_KEYS = ("model_script", "script_dir", "dummy_inputs_func", "io_config")
 
 LORA_TYPES = ("LoRA", "QLoRA", "DoRA")
 # Olive's special parameter values (and their 0.1 spellings). Leaving the parameter out means the same here.
@@ -56,7 +84,8 @@ _SEARCHABLE = "the pass's default search values in a search, else its default; l
 DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT,
                    "SEARCHABLE_VALUES": _SEARCHABLE, "DEFAULT_SEARCH": _SEARCHABLE}
 # Olive's older pass names -> olivepress's.
-PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits"}
+PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits",
+              "OrtPerfTuning": "OrtSessionParamsTuning"}
 # Parameters an older Olive (or transformers) spelled differently: older key -> current key. A name that
 # current Olive still writes is a pydantic alias of its field instead, and is read without a rewrite.
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
@@ -65,10 +94,31 @@ AUTOAWQ_RENAMES = {"w_bit": "bits"}
 # transformers' renames; Olive's LoRA wrote evaluation_strategy until 2025 (microsoft/Olive#1806).
 TRAINING_ARGS_RENAMES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
 SEARCH_ALGORITHMS = {"exhaustive": "sequential", "random": "random", "tpe": "tpe"}
+# Olive's engine keys that a document may write at the top level, beside those of olivepress's engine section.
+OLIVE_ENGINE_KEYS = ("output_name", "packaging_config", "execution_providers")
+# Olive 0.2-0.6 data configs: a component's name in `components` / `component_kwargs` -> its current key.
+DATA_COMPONENTS = {"load_dataset": "load_dataset_config", "pre_process_data": "pre_process_data_config",
+                   "post_process_data": "post_process_data_config", "dataloader": "dataloader_config"}
+# Which component reads a `params_config` key, by the keys each component's parameters have.
+PARAMS_CONFIG_READERS = (("load_dataset_config", LoadDatasetParams), ("pre_process_data_config", PreProcessParams),
+                         ("dataloader_config", DataloaderParams))
+EVALUATOR_FOR_METRICS = "common_evaluator"  # the evaluator a top-level `metrics` list becomes
+# Keys of Olive's pass entries (RunPassConfig) beside type and config that olivepress does not read.
+PASS_ENTRY_KEYS = {
+    "host": "a pass's own system (Olive 0.2 and later) is not read: passes run on engine.target; use one target",
+    "output_name": "a pass's own output (Olive 0.6) is not written: give the pass a flow of its own in "
+                   "pass_flows to have its output in a folder of its own",
+}
+PASS_EVALUATOR = ("a pass's own evaluator (Olive 0.2+) scores its stage of a pass-by-pass search, and the output of a "
+                  "pass flow it ends; olivepress scores those with engine.evaluator: set that instead")
+MANAGED_ENVIRONMENT = ("an environment Olive builds from requirements_file (olive_managed_env, Olive 0.6) is not "
+                       "built by olivepress: create it (python -m venv, pip install -r the file, olivepress) and give "
+                       "its python_environment_path")
 
 
 def migrate(document: dict[str, Any]) -> Migration:
-    """The document in the current shape (a copy), with every rewrite made and every old key found."""
+    """The document in the current shape (a copy), with every rewrite made and every old key found. Any value
+    anywhere is read without an exception: a shape no rule expects is left for validation to report."""
     migration = Migration(copy.deepcopy(document), [], [])
     for rule in RULES:
         rule(migration.document, _Recorder(migration))
@@ -80,23 +130,44 @@ class _Recorder:
         self.migration = migration
 
     def rewrite(self, path: DocPath, message: str) -> None:
-        self.migration.rewrites.append(Rewrite(path, message))
+        self.migration.rewrites.append(Rewrite(self.migration.written(path), message))
+
+    def moved(self, new: DocPath, old: DocPath) -> None:
+        """What is now at `new` was written at `old`: problems found there name `old`."""
+        self.migration.moves[new] = self.migration.written(old)
 
     def old_key(self, holder: dict, path: DocPath, where: str, key: str) -> None:
         """Refuse a key of OLD_KEYS, naming its Olive versions and what to write instead."""
         versions, instead = OLD_KEYS[(where, key)]
         self.refuse(holder, path, key, f"a key of {versions} that olivepress does not read; use {instead}")
 
-    def refuse(self, holder: dict, path: DocPath, key: str, message: str) -> None:
-        """Record a key that cannot be rewritten and take it out, so that validation does not report it a second time."""
+    def refuse(self, holder: dict, path: DocPath, key: str, message: str, covers: tuple[DocPath, ...] = ()) -> None:
+        """Record a key that cannot be rewritten and take it out, so that validation does not report it a second time;
+        the problems found later at `covers` (current paths) are its consequences and are not reported."""
         del holder[key]
-        self.migration.old_keys.append(OldKey(path, message))
+        self.problem(path, message, covers)
+
+    def problem(self, path: DocPath, message: str, covers: tuple[DocPath, ...] = ()) -> None:
+        """Record a problem of the document as written, leaving it as it is."""
+        written = tuple(self.migration.written(place) for place in covers)
+        self.migration.old_keys.append(OldKey(self.migration.written(path), message, written))
 
 
 Rule = Callable[[dict[str, Any], _Recorder], None]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping, else an empty one (validation reports the value itself)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _holder(entry: dict[str, Any], place: DocPath) -> tuple[dict[str, Any], DocPath]:
+    """Where an Olive `{"type": ..., "config": {...}}` entry keeps its parameters: under `config` when given so."""
+    nested = entry.get("config")
+    return (nested, (*place, "config")) if isinstance(nested, dict) else (entry, place)
+
 
 def _flat(entry: dict[str, Any]) -> dict[str, Any]:
     """An Olive `{"type": ..., "config": {...}}` entry with its config merged in (the current flat form)."""
@@ -107,23 +178,25 @@ def _flat(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resource(value: Any) -> str | None:
-    """An Olive resource path dict as the current string, or None when `value` is not one."""
+    """An Olive resource path dict as the current string, or None when `value` is not one (or lacks a part)."""
     if not isinstance(value, dict) or "type" not in value:
         return None
     kind, config = value["type"], _flat(value)
-    if kind in ("file", "folder", "string_name") and "path" in config:
-        return str(config["path"])
-    if kind == "azureml_registry_model":
-        return f"azureml://registries/{config['registry_name']}/models/{config['name']}/versions/{config['version']}"
-    if kind == "azureml_model":
-        return f"azureml:{config['name']}:{config['version']}"
-    if kind == "azureml_datastore":
-        client = config.get("azureml_client") or {}
+    parts = {key: str(config[key]) for key in ("path", "registry_name", "name", "version", "datastore_name",
+                                               "relative_path") if isinstance(config.get(key), (str, int, float))}
+    if kind in ("file", "folder", "string_name") and "path" in parts:
+        return parts["path"]
+    if kind == "azureml_registry_model" and {"registry_name", "name", "version"} <= set(parts):
+        return f"azureml://registries/{parts['registry_name']}/models/{parts['name']}/versions/{parts['version']}"
+    if kind == "azureml_model" and {"name", "version"} <= set(parts):
+        return f"azureml:{parts['name']}:{parts['version']}"
+    if kind == "azureml_datastore" and {"datastore_name", "relative_path"} <= set(parts):
+        client = _mapping(config.get("azureml_client"))
         workspace = ""
-        if all(key in client for key in ("subscription_id", "resource_group", "workspace_name")):
+        if all(isinstance(client.get(key), str) for key in ("subscription_id", "resource_group", "workspace_name")):
             workspace = (f"subscriptions/{client['subscription_id']}/resourcegroups/{client['resource_group']}/"
                          f"workspaces/{client['workspace_name']}/")
-        return f"azureml://{workspace}datastores/{config['datastore_name']}/paths/{config['relative_path']}"
+        return f"azureml://{workspace}datastores/{parts['datastore_name']}/paths/{parts['relative_path']}"
     return None
 
 
@@ -137,6 +210,7 @@ def _rename(holder: dict, renames: dict[str, str], place: DocPath, note: _Record
         else:
             holder[new] = holder.pop(old)
             note.rewrite((*place, old), f"renamed {new}")
+            note.moved((*place, new), (*place, old))
 
 
 def _rewrite_resource(holder: dict, key: str, path: DocPath, note: _Recorder) -> None:
@@ -145,64 +219,149 @@ def _rewrite_resource(holder: dict, key: str, path: DocPath, note: _Recorder) ->
     resolved = [_resource(item) for item in values]
     if not any(resolved):
         return
-    kinds = sorted({item["type"] for item, new in zip(values, resolved, strict=True) if new})
+    kinds = sorted({str(item["type"]) for item, new in zip(values, resolved, strict=True) if new})
     new_values = [new or item for item, new in zip(values, resolved, strict=True)]
     holder[key] = new_values if isinstance(value, list) else new_values[0]
     note.rewrite(path, f"the {'/'.join(kinds)} resource became the path {holder[key]!r}")
 
 
+def _type_names(annotation: Any) -> list[str]:
+    """The `type` names of the sections of a discriminated union (InputModelConfig, SystemConfig)."""
+    union = typing.get_args(annotation)[0]
+    return [name for member in typing.get_args(union) for name in typing.get_args(member.model_fields["type"].annotation)]
+
+
+def _canonical(value: Any, names: list[str]) -> Any:
+    """Olive reads type names case-insensitively: `HFModel` is `HfModel`."""
+    if not isinstance(value, str):
+        return value
+    return next((name for name in names if name.lower() == value.lower()), value)
+
+
 # ---- rules -----------------------------------------------------------------------------------------
+
+def _placeholders(doc: dict, note: _Recorder) -> None:
+    """A template's placeholder is not a value: one line each, instead of what the value is not."""
+    for path, value in _strings(doc, ()):
+        if PLACEHOLDER.fullmatch(value.strip()):
+            note.problem(path, f"'{value}' is a template's placeholder, not filled in: write the value", (path,))
+
+
+def _strings(value: Any, path: DocPath) -> typing.Iterator[tuple[DocPath, str]]:
+    if isinstance(value, str):
+        yield path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from _strings(item, (*path, key))
+
+
+def _spellings(doc: dict, note: _Recorder) -> None:
+    """Spellings current Olive reads as they are, put into olivepress's one form without a rewrite line: engine keys
+    (an inline system as `target`/`host` among them) at the top level, the input model's type in any case."""
+    hoisted = [key for key in doc if key in EngineConfig.model_fields or key in OLIVE_ENGINE_KEYS]
+    if hoisted and isinstance(doc.get("engine", {}), dict):
+        engine = doc.setdefault("engine", {})
+        for key in hoisted:
+            if key in engine:
+                note.refuse(doc, (key,), key, f"'{key}' is given both at the top level and under 'engine'; keep one")
+            else:
+                engine[key] = doc.pop(key)
+                note.moved(("engine", key), (key,))
+    model = doc.get("input_model")
+    if isinstance(model, dict) and "type" in model:
+        model["type"] = _canonical(model["type"], _type_names(InputModelConfig))
+
 
 def _input_model(doc: dict, note: _Recorder) -> None:
     model = doc.get("input_model")
     if not isinstance(model, dict):
         return
+    if str(model.get("type")).lower() == "compositemodel":
+        note.refuse(doc, ("input_model",), "input_model", COMPOSITE_MODEL, covers=(("input_model",),))
+        return
     if model.get("type") == "PyTorchModel" and isinstance(_flat(model).get("hf_config"), dict):
-        flat = _flat(model)
-        hf = dict(flat.pop("hf_config"))
-        for key in list(hf):
-            if ("hf_config", key) in OLD_KEYS:
-                note.old_key(hf, ("input_model", "config", "hf_config", key), "hf_config", key)
-        model_name = hf.pop("model_name", None)
-        load_kwargs = {**hf.pop("model_loading_args", {}), **hf.pop("from_pretrained_args", {})}
-        new: dict[str, Any] = {"type": "HfModel", "model_path": flat.pop("model_path", None) or model_name}
-        if "task" in hf:
-            new["task"] = hf.pop("task")
-        if load_kwargs:
-            new["load_kwargs"] = load_kwargs
-        flat.pop("type")
-        new.update({**flat, **hf})  # adapter_path, and anything else: validated (refused if unknown) as HfModel keys
-        doc["input_model"] = new
-        note.rewrite(("input_model",), "PyTorchModel with hf_config became HfModel "
-                                       "(model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
-        model = new
-    nested = model["config"] if isinstance(model.get("config"), dict) else {}
+        model = _pytorch_hf_model(doc, model, note)
+    nested = _mapping(model.get("config"))
     for key in ("model_path", "adapter_path"):
         holder, where = (nested, ("input_model", "config", key)) if key in nested else (model, ("input_model", key))
         _rewrite_resource(holder, key, where, note)
 
 
+def _pytorch_hf_model(doc: dict, model: dict, note: _Recorder) -> dict:
+    flat = _flat(model)
+    written = ("input_model", *(("config",) if isinstance(model.get("config"), dict) else ()))
+    hf = dict(flat.pop("hf_config"))
+    for key in list(hf):
+        if ("hf_config", key) in OLD_KEYS:
+            note.old_key(hf, (*written, "hf_config", key), "hf_config", key)
+    scripted = [key for key in HF_CONFIG_SCRIPT_KEYS if key in flat and (key != "io_config" or
+                                                                          isinstance(flat[key], str))]
+    if scripted:
+        note.problem((*written, scripted[0]),
+                     f"{', '.join(scripted)}: Olive 0.2-0.6 took a hf_config model's export functions from "
+                     "model_script, which olivepress reads on a PyTorchModel: add a model_loader function to the "
+                     "script that returns the model and drop hf_config, or give io_config as a mapping")
+        for key in scripted:
+            del flat[key]
+    model_name = hf.pop("model_name", None)
+    load_kwargs = {**_mapping(hf.pop("model_loading_args", {})), **_mapping(hf.pop("from_pretrained_args", {}))}
+    new: dict[str, Any] = {"type": "HfModel", "model_path": flat.pop("model_path", None) or model_name}
+    if "model_path" not in flat and model_name is not None:
+        note.moved(("input_model", "model_path"), (*written, "hf_config", "model_name"))
+    if "task" in hf:
+        new["task"] = hf.pop("task")
+        note.moved(("input_model", "task"), (*written, "hf_config", "task"))
+    if load_kwargs:
+        new["load_kwargs"] = load_kwargs
+    flat.pop("type")
+    new.update({**flat, **hf})  # adapter_path, and anything else: validated (refused if unknown) as HfModel keys
+    for key in hf:
+        note.moved(("input_model", key), (*written, "hf_config", key))
+    for key in flat:
+        note.moved(("input_model", key), (*written, key))
+    doc["input_model"] = new
+    note.rewrite(("input_model",), "PyTorchModel with hf_config became HfModel "
+                                   "(model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
+    return new
+
+
 def _systems(doc: dict, note: _Recorder) -> None:
-    found = doc.get("engine")
-    engine: dict[str, Any] = found if isinstance(found, dict) else {}
-    if "workflow_host" in doc and "host" not in engine:  # both given: left for validation to refuse
-        doc.setdefault("engine", {})["host"] = doc.pop("workflow_host")
+    engine = _mapping(doc.get("engine"))
+    if "workflow_host" in doc and "host" not in engine and isinstance(doc.get("engine", {}), dict):
+        doc.setdefault("engine", {})["host"] = doc.pop("workflow_host")  # both given: left for validation to refuse
         note.rewrite(("workflow_host",), "moved to engine.host")
+        note.moved(("engine", "host"), ("workflow_host",))
     for role in ("host", "target"):
-        if isinstance(engine.get(role), dict):
+        if isinstance(engine.get(role), dict) and isinstance(doc.get("systems", {}), dict):
             name = f"{role}_system"
             doc.setdefault("systems", {})[name] = engine[role]
             engine[role] = name
+            note.moved(("systems", name), ("engine", role))
             note.rewrite(("engine", role), f"the inline system moved to systems.{name}")
-    for name, system in (doc.get("systems") or {}).items():
+    for name, system in list(_mapping(doc.get("systems")).items()):
         if not isinstance(system, dict):
             continue
-        holder = system["config"] if isinstance(system.get("config"), dict) else system
+        if "type" in system:
+            system["type"] = _canonical(system["type"], [*_type_names(SystemConfig), *REFUSED_SYSTEMS])
+        if isinstance(system.get("type"), str) and system["type"] in REFUSED_SYSTEMS:
+            versions, instead = REFUSED_SYSTEMS[system["type"]]
+            uses = tuple(("engine", role) for role in ("host", "target") if engine.get(role) == name)
+            note.refuse(doc["systems"], ("systems", name), name, f"a {system['type']} system ({versions}) {instead}",
+                        covers=uses)
+            continue
+        holder, place = _holder(system, ("systems", name))
+        if holder.get("olive_managed_env") is True:
+            note.refuse(holder, (*place, "olive_managed_env"), "olive_managed_env", MANAGED_ENVIRONMENT,
+                        covers=(("systems", name, "python_environment_path"),))
+            holder.pop("requirements_file", None)
+        elif holder.get("olive_managed_env") is False:
+            del holder["olive_managed_env"]
+            note.rewrite((*place, "olive_managed_env"), "false: the environment at python_environment_path is used; "
+                                                        "removed")
         accelerators = holder.get("accelerators")
         if isinstance(accelerators, list) and any(isinstance(item, str) for item in accelerators):
             holder["accelerators"] = [{"device": item.lower()} if isinstance(item, str) else item for item in accelerators]
-            place = ("systems", name, *(("config",) if holder is not system else ()), "accelerators")
-            note.rewrite(place, "device names became {device: NAME} entries")
+            note.rewrite((*place, "accelerators"), "device names became {device: NAME} entries")
 
 
 def _engine(doc: dict, note: _Recorder) -> None:
@@ -211,40 +370,60 @@ def _engine(doc: dict, note: _Recorder) -> None:
         return
     if "execution_providers" in engine:
         _execution_providers(doc, engine, note)
-    if isinstance(engine.get("evaluator"), dict):
+    if isinstance(engine.get("evaluator"), dict) and isinstance(doc.get("evaluators", {}), dict):
         doc.setdefault("evaluators", {})["engine_evaluator"] = engine["evaluator"]
         engine["evaluator"] = "engine_evaluator"
+        note.moved(("evaluators", "engine_evaluator"), ("engine", "evaluator"))
         note.rewrite(("engine", "evaluator"), "the inline evaluator moved to evaluators.engine_evaluator")
     if "search_strategy" in engine:
         _search_strategy(engine, note)
     if "packaging_config" in engine:
         packaging = engine.pop("packaging_config")
-        kinds = sorted({item.get("type", "?") for item in (packaging if isinstance(packaging, list) else [packaging])})
+        items = packaging if isinstance(packaging, list) else [packaging]
+        kinds = sorted({str(_mapping(item).get("type", "?")) for item in items})
         note.rewrite(("engine", "packaging_config"),
                      f"packaging ({'/'.join(kinds)}) is not a step of olivepress: the output folder is written as is; "
                      "register it with `olivepress register`; removed")
+    if "output_name" in engine:
+        _output_name(engine, note)
     for key in list(engine):
         if ("engine", key) in OLD_KEYS:
             note.old_key(engine, ("engine", key), "engine", key)
 
 
+def _output_name(engine: dict, note: _Recorder) -> None:
+    """Olive 0.2-0.6 named the output files `<output_name>_...` inside output_dir; here the name is a folder."""
+    name = engine["output_name"]
+    if not isinstance(name, str) or not isinstance(engine.get("output_dir", ""), str):
+        return  # validation reports the value
+    del engine["output_name"]
+    folder = f"{engine.get('output_dir', EngineConfig.model_fields['output_dir'].default)}/{name}"
+    engine["output_dir"] = folder
+    note.moved(("engine", "output_dir"), ("engine", "output_name"))
+    note.rewrite(("engine", "output_name"), f"the output's name became its folder: engine.output_dir {folder}")
+
+
 def _execution_providers(doc: dict, engine: dict, note: _Recorder) -> None:
-    providers = engine.pop("execution_providers")
-    providers = [providers] if isinstance(providers, str) else list(providers)
+    providers = engine["execution_providers"]
+    providers = [providers] if isinstance(providers, str) else providers
+    if not isinstance(providers, list) or not providers or not all(isinstance(p, str) for p in providers) \
+            or not isinstance(doc.get("systems", {}), dict):
+        return  # validation reports the value
+    del engine["execution_providers"]
     device = device_of(providers[0])
     systems = doc.setdefault("systems", {})
     target = engine.get("target")
     if target is None:
         target = engine["target"] = "local_system"
         systems.setdefault(target, {"type": "LocalSystem"})
-    system = systems.get(target)
+    system = systems.get(target) if isinstance(target, str) else None
     if not isinstance(system, dict):
         return  # a dangling engine.target: validation names it
     holder = system["config"] if isinstance(system.get("config"), dict) else system
     accelerators = holder.setdefault("accelerators", [{"device": device}])
-    if not accelerators:
+    if isinstance(accelerators, list) and not accelerators:
         accelerators.append({"device": device})
-    if isinstance(accelerators[0], dict):
+    if isinstance(accelerators, list) and isinstance(accelerators[0], dict):
         accelerators[0].setdefault("execution_providers", providers)
     note.rewrite(("engine", "execution_providers"), f"moved to systems.{target}.accelerators[0].execution_providers")
 
@@ -259,50 +438,108 @@ def _search_strategy(engine: dict, note: _Recorder) -> None:
         note.rewrite(("engine", "search_strategy"), "true became {execution_order: joint, sampler: sequential}")
     elif isinstance(strategy, dict) and "search_algorithm" in strategy:
         algorithm = strategy.pop("search_algorithm")
-        strategy["sampler"] = SEARCH_ALGORITHMS.get(algorithm, algorithm)
+        strategy["sampler"] = SEARCH_ALGORITHMS.get(algorithm, algorithm) if isinstance(algorithm, str) else algorithm
+        note.moved(("engine", "search_strategy", "sampler"), ("engine", "search_strategy", "search_algorithm"))
+        algorithm_config = strategy.pop("search_algorithm_config", None)
         for old, new in (("num_samples", "max_samples"), ("seed", "seed")):
-            if old in (strategy.get("search_algorithm_config") or {}):
-                strategy[new] = strategy["search_algorithm_config"][old]
-        strategy.pop("search_algorithm_config", None)
+            if old in _mapping(algorithm_config):
+                strategy[new] = algorithm_config[old]
+                note.moved(("engine", "search_strategy", new),
+                           ("engine", "search_strategy", "search_algorithm_config", old))
         note.rewrite(("engine", "search_strategy", "search_algorithm"),
                      f"{algorithm} became sampler: {strategy['sampler']}")
 
 
 def _data_configs(doc: dict, note: _Recorder) -> None:
-    for index, data in enumerate(doc.get("data_configs") or []):
+    data_configs = doc.get("data_configs")
+    for index, data in enumerate(data_configs if isinstance(data_configs, list) else []):
         if not isinstance(data, dict):
             continue
+        place = ("data_configs", index)
         for key in list(data):
             if ("data_config", key) in OLD_KEYS:
-                note.old_key(data, ("data_configs", index, key), "data_config", key)
+                note.old_key(data, (*place, key), "data_config", key)
+        if isinstance(data.get("components"), dict):
+            _components(data, place, note)
+        if isinstance(data.get("params_config"), dict):
+            _params_config(data, place, note)
         load = data.get("load_dataset_config")
         if isinstance(load, dict):
-            params, place = (load["params"], ("params",)) if isinstance(load.get("params"), dict) else (load, ())
-            _rewrite_resource(params, "data_files", ("data_configs", index, "load_dataset_config", *place, "data_files"), note)
+            params, where = (load["params"], ("params",)) if isinstance(load.get("params"), dict) else (load, ())
+            _rewrite_resource(params, "data_files", (*place, "load_dataset_config", *where, "data_files"), note)
         pre = data.get("pre_process_data_config")
         if isinstance(pre, dict):
-            params, place = (pre["params"], ("params",)) if isinstance(pre.get("params"), dict) else (pre, ())
-            base = ("data_configs", index, "pre_process_data_config", *place)
+            params, where = (pre["params"], ("params",)) if isinstance(pre.get("params"), dict) else (pre, ())
+            base = (*place, "pre_process_data_config", *where)
             if params.get("dataset_type") == "corpus":
                 del params["dataset_type"]
                 note.rewrite((*base, "dataset_type"), "corpus is what text pre-processing does; removed")
             _rename(params, PRE_PROCESS_RENAMES, base, note)
 
 
+def _components(data: dict, place: DocPath, note: _Recorder) -> None:
+    """Olive 0.2-0.6's `components: {load_dataset: {...}, ...}`: each is the current `<component>_config`."""
+    components = data.pop("components")
+    for name, component in components.items():
+        key = DATA_COMPONENTS.get(name, name)
+        if key in data:
+            note.refuse(components, (*place, "components", name), name, f"{key} is given too; keep one")
+            continue
+        data[key] = component
+        note.moved((*place, key), (*place, "components", name))
+    note.rewrite((*place, "components"), f"became {', '.join(DATA_COMPONENTS.get(n, n) for n in components)}")
+
+
+def _params_config(data: dict, place: DocPath, note: _Recorder) -> None:
+    """Olive 0.2-0.6's `params_config`: each parameter goes to the components that read it (unknown ones to
+    pre-processing, whose validation names them), `component_kwargs` to the component it names."""
+    params_config = data.pop("params_config")
+    where = (*place, "params_config")
+    for key, value in params_config.items():
+        if key == "component_kwargs":
+            for component, kwargs in _mapping(value).items():
+                component_key = DATA_COMPONENTS.get(component, component)
+                for name, item in _mapping(kwargs).items():
+                    _add_param(data, component_key, name, item, (*where, key, component, name), note)
+            continue
+        readers = [component for component, params in PARAMS_CONFIG_READERS if key in params.keys_of_fields()]
+        for component in readers or ["pre_process_data_config"]:
+            _add_param(data, component, key, value, (*where, key), note)
+    note.rewrite(where, "its parameters went to the components that read them")
+
+
+def _add_param(data: dict, component: str, key: str, value: Any, written: DocPath, note: _Recorder) -> None:
+    entry = data.setdefault(component, {})
+    if not isinstance(entry, dict):
+        return
+    params = entry.setdefault("params", {})
+    if not isinstance(params, dict) or key in params or key in entry:
+        return  # given in the component too: the component's own value stays
+    params[key] = value
+    note.moved((*written[:2], component, "params", key), written)
+
+
 def _passes(doc: dict, note: _Recorder) -> None:
-    for name, entry in (doc.get("passes") or {}).items():
+    for name, entry in _mapping(doc.get("passes")).items():
         if not isinstance(entry, dict):
             continue
-        nested = isinstance(entry.get("config"), dict)
-        holder, place = (entry["config"], ("passes", name, "config")) if nested else (entry, ("passes", name))
+        holder, place = _holder(entry, ("passes", name))
         for key, value in list(holder.items()):
             if isinstance(value, str) and value in DEFAULT_MARKERS:
                 del holder[key]
                 note.rewrite((*place, key), f"{value} means {DEFAULT_MARKERS[value]}")
-        if holder.get("disable_search") is True:
-            del holder["disable_search"]
-            note.rewrite((*place, "disable_search"), "true is the default without a search; removed")
-        if entry.get("type") in PASS_TYPES:
+        for owner, where in ((entry, ("passes", name)), (holder, place)):
+            if owner.get("disable_search") is True:
+                del owner["disable_search"]
+                note.rewrite((*where, "disable_search"), "true is the default without a search; removed")
+        for key, message in PASS_ENTRY_KEYS.items():
+            if key in entry:
+                note.refuse(entry, ("passes", name, key), key, message)
+        if "clean_run_cache" in entry:
+            del entry["clean_run_cache"]
+            note.rewrite(("passes", name, "clean_run_cache"), "the cache is keyed by content, so a changed pass runs "
+                                                              "again; `olivepress cache clean` empties it; removed")
+        if isinstance(entry.get("type"), str) and entry["type"] in PASS_TYPES:
             old_type = entry["type"]
             entry["type"] = PASS_TYPES[old_type]
             note.rewrite(("passes", name, "type"), f"{old_type} is now {entry['type']}")
@@ -319,10 +556,40 @@ def _passes(doc: dict, note: _Recorder) -> None:
             _training_args(training, (*place, "training_args"), note)
 
 
+def _pass_evaluators(doc: dict, note: _Recorder) -> None:
+    """Olive scores the output with the last pass's evaluator, else engine.evaluator (its evaluator_for_pass); the
+    other passes' evaluators it reads only in a pass-by-pass search or at the end of a pass flow."""
+    passes = _mapping(doc.get("passes"))
+    named = [name for name, entry in passes.items() if isinstance(entry, dict) and "evaluator" in entry]
+    engine = doc.get("engine", {})
+    if not named or not isinstance(engine, dict) or not isinstance(doc.get("evaluators", {}), dict):
+        return
+    if "pass_flows" in doc or _mapping(engine.get("search_strategy")).get("execution_order") == "pass-by-pass":
+        for name in named:
+            note.refuse(passes[name], ("passes", name, "evaluator"), "evaluator", PASS_EVALUATOR)
+        return
+    last = list(passes)[-1]
+    for name in named:
+        value = passes[name].pop("evaluator")
+        place = ("passes", name, "evaluator")
+        if name != last or value is None:
+            note.rewrite(place, "null is engine.evaluator; removed" if value is None else "Olive scores only the last "
+                                "pass's output with its evaluator outside a pass-by-pass search; removed")
+            continue
+        if isinstance(value, dict):  # given inline: it becomes an entry of `evaluators`
+            doc.setdefault("evaluators", {})[f"{name}_evaluator"] = value
+            note.moved(("evaluators", f"{name}_evaluator"), place)
+            value = f"{name}_evaluator"
+        doc.setdefault("engine", {})["evaluator"] = value
+        note.moved(("engine", "evaluator"), place)
+        note.rewrite(place, f"the last pass's evaluator scores the output, as in Olive: engine.evaluator {value}")
+
+
 def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
     _rename(holder, AUTOAWQ_RENAMES, place, note)
-    if "zero_point" in holder:
+    if "zero_point" in holder and isinstance(holder["zero_point"], bool):
         holder["sym"] = not holder.pop("zero_point")
+        note.moved((*place, "sym"), (*place, "zero_point"))
         note.rewrite((*place, "zero_point"), f"became sym: {str(holder['sym']).lower()}")
     if str(holder.get("version", "")).lower() == "gemm":
         del holder["version"]
@@ -335,15 +602,47 @@ def _training_args(training: dict, place: DocPath, note: _Recorder) -> None:
     if "group_by_length" in training and "train_sampling_strategy" not in training:
         if training.pop("group_by_length"):
             training["train_sampling_strategy"] = "group_by_length"
+            note.moved((*place, "train_sampling_strategy"), (*place, "group_by_length"))
             note.rewrite((*place, "group_by_length"), "true became train_sampling_strategy: group_by_length")
         else:
             note.rewrite((*place, "group_by_length"), "false is the default sampling; removed")
 
 
 def _top_level(doc: dict, note: _Recorder) -> None:
+    if "auto_optimizer_config" in doc:
+        _auto_optimizer(doc, note)
+    if isinstance(doc.get("metrics"), list) and EVALUATOR_FOR_METRICS not in _mapping(doc.get("evaluators")) \
+            and isinstance(doc.get("evaluators", {}), dict) and isinstance(doc.get("engine", {}), dict):
+        doc.setdefault("evaluators", {})[EVALUATOR_FOR_METRICS] = {"metrics": doc.pop("metrics")}
+        note.moved(("evaluators", EVALUATOR_FOR_METRICS, "metrics"), ("metrics",))
+        engine = doc.setdefault("engine", {})
+        message = f"became evaluators.{EVALUATOR_FOR_METRICS}"
+        if "evaluator" not in engine:
+            engine["evaluator"] = EVALUATOR_FOR_METRICS
+            message += ", the engine's evaluator"
+        note.rewrite(("metrics",), message)
     for key in list(doc):
         if ("", key) in OLD_KEYS:
             note.old_key(doc, (key,), "", key)
 
 
-RULES: tuple[Rule, ...] = (_top_level, _input_model, _systems, _engine, _data_configs, _passes)
+def _auto_optimizer(doc: dict, note: _Recorder) -> None:
+    """Olive 0.6-0.9 choose passes themselves only when `passes` is empty and the auto optimizer is not disabled."""
+    config = _mapping(doc["auto_optimizer_config"])
+    if doc.get("passes") and not isinstance(doc.get("passes"), (dict, list)):
+        return
+    if doc.get("passes"):
+        del doc["auto_optimizer_config"]
+        note.rewrite(("auto_optimizer_config",), "Olive's auto optimizer only runs when `passes` is empty; removed")
+    elif config.get("disable_auto_optimizer") is True:
+        del doc["auto_optimizer_config"]
+        note.rewrite(("auto_optimizer_config",), "disable_auto_optimizer: true is what olivepress does without passes "
+                                                 "(the input model is evaluated); removed")
+    else:
+        note.refuse(doc, ("auto_optimizer_config",), "auto_optimizer_config",
+                    "Olive 0.6-0.9's auto optimizer chooses passes for an empty `passes`; olivepress does that in "
+                    "`olivepress auto-opt`; or list the passes")
+
+
+RULES: tuple[Rule, ...] = (_placeholders, _spellings, _top_level, _input_model, _systems, _engine, _data_configs, _passes,
+                           _pass_evaluators)

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from olivepress.config.base import (
     ConfigModel,
@@ -10,12 +10,29 @@ from olivepress.config.base import (
     did_you_mean,
     flatten_nested,
 )
-from olivepress.config.data_params import DataloaderParams, LoadDatasetParams, PreProcessParams
+from olivepress.config.data_params import (
+    DUMMY_DEFAULTS,
+    OLIVE_UNREAD_PRE_PROCESS,
+    DataloaderParams,
+    DummyDataParams,
+    LoadDatasetParams,
+    PreProcessParams,
+)
 
 # ---------------------------------------------------------------- input_model
 
 
-class HfModelConfig(TypedSection):
+class ModelSection(TypedSection):
+    """The keys every Olive model type has."""
+
+    generative: bool = Field(
+        False, description="Olive's switch of its inference loop between the model's forward (false) and generate() "
+        "(true). Read as it is: olivepress's metrics call what they measure (perplexity the forward, accuracy with a "
+        "prompt_template generate())."
+    )
+
+
+class HfModelConfig(ModelSection):
     kind: ClassVar[str] = "hf"  # the model kind passes accept and produce (models.handles.ModelKind)
     type: Literal["HfModel"]
     model_path: str = Field(
@@ -36,9 +53,105 @@ class HfModelConfig(TypedSection):
         default_factory=dict,
         description="Extra keyword arguments for from_pretrained (for example trust_remote_code, torch_dtype).",
     )
+    io_config: "IoConfig | None" = Field(
+        None, description="The graph's inputs and outputs when OnnxConversion exports this model (a pass's own "
+        "io_config wins); default derived from the task."
+    )
+    model_class: str | None = Field(
+        None, description="The transformers class that loads the model (e.g. LlamaForCausalLM) instead of the "
+        "task's Auto class."
+    )
+
+    @field_validator("io_config", mode="before")
+    @classmethod
+    def _no_function(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("a function name, which olivepress calls for a PyTorchModel (from its model_script); "
+                             "give an HfModel's io_config as a mapping")
+        return value
+
+    @field_validator("model_class")
+    @classmethod
+    def _is_transformers_class(cls, value: str | None) -> str | None:
+        import transformers
+
+        if value is not None and not hasattr(transformers, value):
+            raise ValueError(f"transformers has no class '{value}'")
+        return value
 
 
-class OnnxModelConfig(TypedSection):
+InputType = Literal["int64", "int32", "float32", "float16", "bfloat16"]
+
+
+class IoConfig(ConfigModel):
+    """The inputs and outputs of an exported graph (Olive's io_config)."""
+
+    input_names: list[str] = Field(description="The graph's inputs, in order; each is a keyword of the model's forward.")
+    input_shapes: list[list[int]] | None = Field(
+        None, description="The shape of each input's example tensor for tracing; default [2, 8] for every input."
+    )
+    input_types: list[InputType] | None = Field(None, description="The element type of each input; default int64.")
+    output_names: list[str] = Field(
+        description="The graph's outputs: keys of the model's output (e.g. logits), else its first outputs in order."
+    )
+    output_shapes: list[list[int]] | None = Field(
+        None, description="The shape of each output. Checked against output_names, as in Olive; the exported graph's "
+        "output shapes are the model's (Olive does not use them for export either)."
+    )
+    output_types: list[InputType] | None = Field(None, description="The element type of each output; checked likewise.")
+    dynamic_axes: dict[str, dict[int, str]] | None = Field(
+        None, description="Symbolic axes by input/output name, e.g. {input_ids: {0: batch, 1: sequence}}."
+    )
+    kv_cache: bool = Field(
+        False, description="Olive's past key/value inputs; OnnxConversion does not add them (ModelBuilder writes "
+        "graphs with a KV cache), so true is refused when the model is exported."
+    )
+
+    @model_validator(mode="after")
+    def _one_shape_and_type_per_name(self) -> "IoConfig":
+        for field, names in (("input_shapes", "input_names"), ("input_types", "input_names"),
+                             ("output_shapes", "output_names"), ("output_types", "output_names")):
+            values, named = getattr(self, field), getattr(self, names)
+            if values is not None and len(values) != len(named):
+                raise ValueError(f"{field} has {len(values)} entries but {names} has {len(named)}")
+        return self
+
+
+class PyTorchModelConfig(ModelSection):
+    kind: ClassVar[str] = "pytorch"
+    type: Literal["PyTorchModel"]
+    model_path: str | None = Field(
+        None, description="A .pt/.pth file holding the whole module (torch.save), or what model_loader is given "
+        "(a folder or a hub id)."
+    )
+    model_loader: str | None = Field(
+        None, description="A function of model_script, called as model_loader(model_path), that returns the "
+        "torch.nn.Module."
+    )
+    model_script: str | None = Field(None, description="The Python file that holds model_loader and the functions named below.")
+    script_dir: str | None = Field(None, description="A folder put on sys.path while model_script runs.")
+    io_config: "IoConfig | str | None" = Field(
+        None, description="The graph's inputs and outputs for OnnxConversion, or the name of a function of "
+        "model_script that returns them (called with the model handle)."
+    )
+    dummy_inputs_func: str | None = Field(
+        None, description="A function of model_script returning the example inputs for export (a tensor, tuple or "
+        "dict), called with the model handle; default from io_config's shapes and types."
+    )
+
+    @model_validator(mode="after")
+    def _loader_or_file(self) -> "PyTorchModelConfig":
+        if self.model_loader is None and self.model_path is None:
+            raise ValueError("give model_loader (with model_script) or model_path (a .pt file)")
+        functions = {"model_loader": self.model_loader, "dummy_inputs_func": self.dummy_inputs_func,
+                     "io_config": self.io_config if isinstance(self.io_config, str) else None}
+        named = [key for key, value in functions.items() if value is not None]
+        if named and self.model_script is None:
+            raise ValueError(f"{named[0]} names a function: give model_script, the file that holds it")
+        return self
+
+
+class OnnxModelConfig(ModelSection):
     kind: ClassVar[str] = "onnx"
     type: Literal["OnnxModel"]
     model_path: str = Field(
@@ -47,16 +160,21 @@ class OnnxModelConfig(TypedSection):
     onnx_file_name: str | None = Field(None, description="The model file inside model_path; default model.onnx.")
 
 
-InputModelConfig = Annotated[HfModelConfig | OnnxModelConfig, Field(discriminator="type")]
+InputModelConfig = Annotated[HfModelConfig | OnnxModelConfig | PyTorchModelConfig, Field(discriminator="type")]
 
 # ---------------------------------------------------------------- systems
 
 
 class AcceleratorConfig(ConfigModel):
-    device: Literal["cpu", "gpu", "npu"] = Field("cpu", description="The kind of device passes run on.")
+    device: Literal["cpu", "gpu", "npu"] = Field("cpu", description="The kind of device passes run on (any case).")
     execution_providers: list[str] | None = Field(
         None, description="ONNX Runtime execution providers in order of preference; default by device."
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
 
 def _default_accelerators() -> list[AcceleratorConfig]:
@@ -182,47 +300,125 @@ class DataComponentConfig(ConfigModel):
     # Each component declares its own typed parameters model; Any lets the subclasses narrow it.
     params: Any = Field(default_factory=dict, description="Keyword arguments of the component.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _gather_flat_params(cls, data: Any) -> Any:
+    def _gather_flat_params(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # a wrap validator, so that the flat keys are gathered before the unknown-key check sees them
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         flat = {key: value for key, value in data.items() if key not in ("type", "params")}
         if not flat:
-            return data
+            return handler(data)
         params = dict(data.get("params") or {})
         for key, value in flat.items():
             if key in params:
                 raise ValueError(f"'{key}' is given both flat and under 'params'")
             params[key] = value
-        return {**({"type": data["type"]} if "type" in data else {}), "params": params}
+        return handler({**({"type": data["type"]} if "type" in data else {}), "params": params})
 
 
 class LoadDatasetComponent(DataComponentConfig):
-    type: Literal["huggingface_dataset"] | None = Field(None, description="Olive's name of this component; optional.")
-    params: LoadDatasetParams = Field(description="Where the records come from.")
+    type: str | None = Field(
+        None, description="huggingface_dataset (the built-in loader, the default), or a function of the data "
+        "config's user_script called as func(**params) that returns the records."
+    )
+    params: LoadDatasetParams = Field(default_factory=LoadDatasetParams, description="Where the records come from.")
 
 
 class PreProcessComponent(DataComponentConfig):
-    type: Literal["text_generation_huggingface_pre_process", "huggingface_pre_process"] | None = Field(
-        None, description="Olive's name of this component; optional."
+    type: str | None = Field(
+        None, description="text_generation_huggingface_pre_process or huggingface_pre_process (the built-in, the "
+        "default), or a function of user_script called as func(records, **params) that returns the records."
     )
     params: PreProcessParams = Field(default_factory=PreProcessParams, description="How records become token rows.")
 
 
 class DataloaderComponent(DataComponentConfig):
-    type: Literal["default_dataloader"] | None = Field(None, description="Olive's name of this component; optional.")
+    type: str | None = Field(
+        None, description="default_dataloader (the built-in, the default), or a function of user_script called as "
+        "func(records, **params) that returns an iterable of batches."
+    )
     params: DataloaderParams = Field(default_factory=DataloaderParams, description="How rows are batched.")
+
+
+class PostProcessComponent(DataComponentConfig):
+    type: str | None = Field(
+        None, description="How accuracy turns each batch's model output into predictions: "
+        "text_classification_post_process (the best class of each row; HuggingfaceContainer's default), "
+        "ner_post_process (of each token), text_generation_post_process (the logits), post_process (unchanged; "
+        "DataContainer's default), or a function of user_script called as func(model_output, **params)."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the function.")
+
+
+# The built-in component types, by component (None: the default). Any other type names a user_script function.
+BUILTIN_COMPONENTS = {
+    "load_dataset_config": (None, "huggingface_dataset"),
+    "pre_process_data_config": (None, "text_generation_huggingface_pre_process", "huggingface_pre_process"),
+    "dataloader_config": (None, "default_dataloader"),
+    "post_process_data_config": (None, "text_classification_post_process", "ner_post_process",
+                                 "text_generation_post_process", "post_process"),
+}
+DATA_CONTAINERS = ("HuggingfaceContainer", "DataContainer", *DUMMY_DEFAULTS, "RawDataContainer")
 
 
 class DataConfig(ConfigModel):
     name: str = Field(description="The name passes and metrics use to refer to this data.")
-    type: Literal["HuggingfaceContainer"] = Field(
-        "HuggingfaceContainer", description="The container: records through the Hugging Face datasets library."
+    type: Literal[DATA_CONTAINERS] = Field(  # type: ignore[valid-type]
+        "HuggingfaceContainer", description="HuggingfaceContainer (or DataContainer): records through the Hugging Face "
+        "datasets library or the user_script's functions. The Transformers*DummyDataContainer types: rows of token "
+        "ids for latency and throughput, shaped by load_dataset_config's seq_len, past_seq_len, max_samples."
     )
-    load_dataset_config: LoadDatasetComponent = Field(description="Where the records come from.")
+    user_script: str | None = Field(
+        None, description="A Python file whose functions the components name by their type (Olive's registry "
+        "decorators are understood); its content is part of the data's fingerprint."
+    )
+    script_dir: str | None = Field(None, description="A folder put on sys.path while user_script runs.")
+    load_dataset_config: LoadDatasetComponent = Field(
+        default_factory=LoadDatasetComponent, description="Where the records come from."
+    )
     pre_process_data_config: PreProcessComponent = Field(default_factory=PreProcessComponent)
+    post_process_data_config: PostProcessComponent = Field(default_factory=PostProcessComponent)
     dataloader_config: DataloaderComponent = Field(default_factory=DataloaderComponent)
+
+    @model_validator(mode="after")
+    def _check_components(self) -> "DataConfig":
+        if self.type == "RawDataContainer":
+            raise ValueError("type: RawDataContainer (Olive 0.6+, raw binary tensors) is not read by olivepress; "
+                             "write a load_dataset function in a user_script that returns the rows instead")
+        for field, builtins in BUILTIN_COMPONENTS.items():
+            component = getattr(self, field)
+            if component.type not in builtins and self.user_script is None:
+                raise ValueError(f"{field}.type: '{component.type}' is not a built-in component "
+                                 f"({', '.join(b for b in builtins if b) or 'none'}); it names a function of "
+                                 "user_script, which the data config does not give")
+            extra = component.params.model_extra if isinstance(component.params, ConfigModel) else None
+            if field == "pre_process_data_config":
+                extra = {key: value for key, value in (extra or {}).items() if key not in OLIVE_UNREAD_PRE_PROCESS}
+            if component.type in builtins and extra and not self.is_dummy():
+                key = next(iter(extra))
+                raise ValueError(f"{field}.params: unknown key '{key}'"
+                                 f"{did_you_mean(key, type(component.params).known_keys())}")
+        if self.is_dummy():
+            self.dummy_params()
+        elif self.type == "HuggingfaceContainer" and self.load_dataset_config.type in BUILTIN_COMPONENTS[
+                "load_dataset_config"] and self.load_dataset_config.params.data_name is None:
+            raise ValueError("load_dataset_config.params.data_name: the built-in loader needs data_name "
+                             "(a file format or a hub dataset)")
+        return self
+
+    def is_dummy(self) -> bool:
+        return self.type in DUMMY_DEFAULTS
+
+    def dummy_params(self) -> DummyDataParams:
+        """A dummy container's parameters (Olive's defaults for its type under what the document sets)."""
+        params = self.load_dataset_config.params.model_dump(exclude_unset=True)
+        return DummyDataParams.model_validate({**DUMMY_DEFAULTS[self.type], **params})
+
+    def user_function(self, field: str) -> str | None:
+        """The user_script function a component names, or None for a built-in one."""
+        component_type = getattr(self, field).type
+        return None if component_type in BUILTIN_COMPONENTS[field] else component_type
 
 
 # ---------------------------------------------------------------- evaluators
@@ -249,7 +445,9 @@ class GoalConfig(ConfigModel):
 
 class SubMetricConfig(ConfigModel):
     name: str = Field(
-        description="The number to report: accuracy_score or exact_match (accuracy), perplexity, avg/min/max/p50/p90/"
+        description="The number to report: accuracy_score, f1_score, precision, recall, auroc (accuracy, "
+        "torch_metrics), accuracy, f1, precision, recall (accuracy, huggingface_metrics), accuracy_score or "
+        "exact_match (accuracy by generated answers), perplexity, avg/min/max/p50/p90/"
         "p95/p99 (latency in seconds per request, throughput in generated tokens per second), bytes or mb "
         "(size_on_disk), or a name the custom function returns."
     )
@@ -261,6 +459,11 @@ class SubMetricConfig(ConfigModel):
         None, description="Default: true for accuracy and throughput, false for the others; custom metrics must say."
     )
     goal: GoalConfig | None = Field(None, description="What a candidate must reach to be kept.")
+    metric_config: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the sub-metric's backend: torch_metrics' task (binary, "
+        "multiclass, multilabel), num_classes, num_labels, average, ignore_index; huggingface_metrics' "
+        "compute_params (average, pos_label) and result_key."
+    )
 
 
 class MetricKind(NamedTuple):
@@ -285,6 +488,11 @@ class MetricConfig(ConfigModel):
     )
     data_config: str | None = Field(None, description="The data_configs entry the metric reads.")
     user_config: Any = Field(None, description="The metric type's options.")
+    backend: Literal["torch_metrics", "huggingface_metrics"] | None = Field(
+        None, description="Olive's library for accuracy sub-metrics, whose definitions olivepress computes: "
+        "torch_metrics (the default: accuracy_score, f1_score, precision, recall, auroc) or huggingface_metrics "
+        "(evaluate's accuracy, f1, precision, recall)."
+    )
 
     @model_validator(mode="after")
     def _check_sub_types_and_data(self) -> "MetricConfig":
@@ -302,17 +510,44 @@ class MetricConfig(ConfigModel):
                 raise ValueError(f"sub_types[{index}].name: '{name}' is listed twice")
             if kind.higher_is_better is None and self.sub_types[index].higher_is_better is None:
                 raise ValueError(f"sub_types[{index}].higher_is_better: a {self.type} metric must say which way is better")
-        if kind.needs_data and self.data_config is None:
+        if self.reads_data() and self.data_config is None:
             raise ValueError(f"data_config: a {self.type} metric reads data; name a data_configs entry")
         return self
+
+    def reads_data(self) -> bool:
+        """Whether the metric needs a data config (its kind's default; a subclass may decide by its options)."""
+        return self.metric_kind is not None and self.metric_kind.needs_data
 
     def key_material(self) -> dict[str, Any]:
         """What else, besides the type, options and data, can change this metric's numbers (evaluation key)."""
         return {}
 
 
+# Olive's evaluator types that olivepress does not run: (the Olive versions that have it, what it needs).
+REFUSED_EVALUATORS = {
+    "LMEvaluator": ("Olive 0.7+", "lm-evaluation-harness tasks, which olivepress does not include; measure perplexity "
+                    "or accuracy with a metric, or run lm_eval on the output model"),
+    "MTEBEvaluator": ("Olive after 0.9.2", "the MTEB embedding benchmark, which olivepress does not include; run mteb "
+                      "on the output model"),
+}
+
+
 class EvaluatorConfig(ConfigModel):
+    type: Literal["OliveEvaluator"] | None = Field(
+        None, description="Olive's evaluator type; OliveEvaluator (the default) runs the metrics. LMEvaluator and "
+        "MTEBEvaluator are refused, naming what to use instead."
+    )
     metrics: list[MetricConfig] = Field(min_length=1, description="What to measure, in this order.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_benchmark_evaluators(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # a wrap validator, so that one line says why instead of a line per unknown key of the evaluator
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind in REFUSED_EVALUATORS:
+            versions, what = REFUSED_EVALUATORS[kind]
+            raise ValueError(f"type: {kind} ({versions}) runs {what}")
+        return handler(data)
 
     @model_validator(mode="after")
     def _check_names_and_priorities(self) -> "EvaluatorConfig":
@@ -385,14 +620,40 @@ class EngineConfig(ConfigModel):
         "are used; passes it lacks are built into cache_dir. Whoever can write it decides what runs receive; "
         "see docs/cache.md."
     )
-    output_dir: str = Field("output", description="Where the final model, model_config.json and footprint.json go.")
+    output_dir: str = Field(
+        "output", description="Where the final model, model_config.json and footprint.json go; null means the default."
+    )
     log_severity_level: int = Field(2, ge=0, le=4, description="0 verbose, 1 info, 2 warnings (default), 3 errors, 4 critical.")
+    ort_log_severity_level: int = Field(
+        3, ge=0, le=4, description="ONNX Runtime's C++ log level while passes and metrics run: 0 verbose, 1 info, "
+        "2 warnings, 3 errors (default), 4 fatal."
+    )
+    ort_py_log_severity_level: int = Field(
+        3, ge=0, le=4, description="The level of ONNX Runtime's Python logger ('onnxruntime'), with the same numbers."
+    )
+    log_to_file: bool = Field(
+        False, description="Also write the log into olivepress-<time>.log in the current folder."
+    )
+    no_artifacts: bool = Field(
+        False, description="Run the passes (their outputs stay in the cache) but write no output folder."
+    )
+    plot_pareto_frontier: bool = Field(
+        False, description="Olive's switch for its pareto chart; read as it is: olivepress's search always writes "
+        "report.md with pareto.png beside the best model."
+    )
+    clean_evaluation_cache: bool = Field(False, description="Forget the cached metric values before running.")
     evaluate_input_model: bool = Field(True, description="Evaluate the input model when an evaluator is set.")
     evaluator: str | None = Field(None, description="Name of the evaluator (in `evaluators`) that scores the models.")
     clean_cache: bool = Field(False, description="Empty the cache before running.")
     search_strategy: SearchStrategyConfig | bool | None = Field(
         None, description="How to search pass parameters; false or null runs each pass once as written."
     )
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any) -> Any:
+        # Olive's templates write null for "not set"
+        return cls.model_fields["output_dir"].default if value is None else value
 
 # ---------------------------------------------------------------- passes
 

@@ -1,17 +1,20 @@
 """HuggingfaceContainer: a data config's rows -> texts -> token rows -> batches, for training and calibration."""
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from olivepress.config.data_params import (
+    OLIVE_UNREAD_PRE_PROCESS,
     DataloaderParams,
     LoadDatasetParams,
     PreProcessParams,
     check_eval_size,
 )
 from olivepress.config.sections import DataConfig
+from olivepress.data.classification import Batch, classification_batches
 from olivepress.data.files import (
     FILE_FORMATS,
     check_json_file,
@@ -27,6 +30,8 @@ from olivepress.data.tokens import (
     tokenize,
 )
 from olivepress.errors import OlivepressError
+from olivepress.log import logger
+from olivepress.user_code import load_script
 
 SEED_DIR = Path(__file__).parent / "seed"
 SEED_FILES = ("data_sample_travel.jsonl", "dataset-classification.json")
@@ -40,6 +45,11 @@ class HuggingfaceContainer:
         self.load_params: LoadDatasetParams = config.load_dataset_config.params
         self.pre_process_params: PreProcessParams = config.pre_process_data_config.params
         self.dataloader_params: DataloaderParams = config.dataloader_config.params
+        unread = [key for key in self.pre_process_params.model_extra or {} if key in OLIVE_UNREAD_PRE_PROCESS]
+        if unread and config.user_function("pre_process_data_config") is None:
+            logger.warning("data_configs.%s.pre_process_data_config: %s accepted from the Olive document but not read "
+                           "(the metric or pass reading the data decides its rows; the model's own tokenizer is used)",
+                           config.name, ", ".join(unread))
 
     # ------------------------------------------------------------------ rows
 
@@ -47,16 +57,43 @@ class HuggingfaceContainer:
         """The raw rows (a datasets.Dataset), from local files (those with different columns concatenated) or from
         a hub dataset's snapshot, downloaded unless cached."""
         params = self.load_params
+        if (function := self.user_function("load_dataset_config")) is not None:
+            return function(**params.model_dump(exclude_unset=True))
+        if params.data_name is None:
+            raise OlivepressError(f"data_configs.{self.config.name}: {self.config.type} makes no records to load")
         try:
             if params.data_name in FILE_FORMATS:
                 return self._load_files(params)
             import datasets
 
             folder = hub_dataset(params.data_name).folder
-            return datasets.load_dataset(str(folder), name=params.subset, data_files=params.data_files,
-                                         data_dir=params.data_dir, split=params.split)
+            return self._streamed(datasets.load_dataset(
+                str(folder), name=params.subset, data_files=params.data_files, data_dir=params.data_dir,
+                split=params.split, streaming=params.streaming))
         except OlivepressError as error:
             raise OlivepressError(f"data_configs.{self.config.name}: {error}") from None
+
+    def _streamed(self, rows):
+        """A streamed split as a Dataset of the rows used: the first max_samples (all without it)."""
+        if not self.load_params.streaming:
+            return rows
+        import datasets
+
+        limit = self.pre_process_params.max_samples
+        return datasets.Dataset.from_list(list(rows.take(limit) if limit is not None else rows))
+
+    def records(self):
+        """The rows after loading and pre-processing (a user function's, else the first max_samples)."""
+        return self._limited(self.load_dataset())
+
+    def user_function(self, field: str) -> Callable | None:
+        """The user_script function the component `field` names (run in this, the pass's, process), or None."""
+        name = self.config.user_function(field)
+        if name is None:
+            return None
+        assert self.config.user_script is not None  # the data config's validator demands it
+        where = f"data_configs.{self.config.name}.{field}.type"
+        return load_script(self.config.user_script, self.config.script_dir, where).function(name, where)
 
     def _load_files(self, params: LoadDatasetParams):
         import datasets
@@ -64,17 +101,19 @@ class HuggingfaceContainer:
         if params.data_files is None:
             if params.data_dir is None:
                 raise OlivepressError(f"load_dataset_config.params: data_name '{params.data_name}' needs data_files or data_dir")
-            return datasets.load_dataset(params.data_name, data_dir=params.data_dir, split=params.split)
+            return self._streamed(datasets.load_dataset(params.data_name, data_dir=params.data_dir, split=params.split,
+                                                        streaming=params.streaming))
         parts = []
         for file in local_data_files(params.data_files):
             if params.data_name == "json":
                 check_json_file(file)
-            parts.append(datasets.load_dataset(params.data_name, data_files=[str(file)], split=params.split))
+            parts.append(self._streamed(datasets.load_dataset(params.data_name, data_files=[str(file)],
+                                                              split=params.split, streaming=params.streaming)))
         return _concatenate(parts)
 
     def texts(self, tokenizer: Any, rows=None) -> list[str]:
         """The pre-processed text of each row (the first max_samples rows)."""
-        rows = self._limited(self.load_dataset()) if rows is None else rows
+        rows = self.records() if rows is None else rows
         try:
             to_text = text_function(self.pre_process_params, list(rows.column_names), tokenizer)
         except OlivepressError as error:
@@ -82,6 +121,8 @@ class HuggingfaceContainer:
         return [to_text(row) for row in rows]
 
     def _limited(self, rows):
+        if (function := self.user_function("pre_process_data_config")) is not None:
+            return function(rows, **self.pre_process_params.model_dump(exclude_unset=True))
         limit = self.pre_process_params.max_samples
         return rows.select(range(min(limit, len(rows)))) if limit is not None else rows
 
@@ -93,7 +134,7 @@ class HuggingfaceContainer:
         `eval_dataset_size` overrides the pre-process parameter of the same name.
         """
         params = self.pre_process_params
-        rows = self._limited(self.load_dataset())
+        rows = self.records()
         eval_size = check_eval_size(eval_dataset_size) if eval_dataset_size is not None else params.eval_dataset_size
         if not len(rows):
             raise OlivepressError(f"data_configs.{self.config.name}: the data has no rows")
@@ -140,8 +181,22 @@ class HuggingfaceContainer:
             )
         return torch.tensor(rows, dtype=torch.long)
 
-    def dataloader(self, tokenizer: Any, split: str = "train") -> torch.utils.data.DataLoader:
-        """Batches of the train or eval split as dicts of tensors."""
+    def labelled_batches(self, tokenizer: Any, label2id: dict[str, int] | None = None) -> list[Batch] | None:
+        """Olive's classification batches (huggingface_pre_process: input columns tokenized, with labels) when the
+        rows hold the pre-processing's label_col; None when they do not (they are text for causal-LM rows)."""
+        rows, params = self.records(), self.pre_process_params
+        if isinstance(params.label_col, str) and params.label_col not in rows.column_names:
+            return None
+        try:
+            return classification_batches(rows, params, tokenizer, self.dataloader_params.batch_size, label2id)
+        except OlivepressError as error:
+            raise OlivepressError(f"data_configs.{self.config.name}.{error}") from None
+
+    def dataloader(self, tokenizer: Any, split: str = "train") -> Iterable[dict[str, torch.Tensor]]:
+        """Batches of model inputs as dicts of tensors: the labelled rows' classification batches (their inputs),
+        else the train or eval split of the token rows."""
+        if split == "train" and (labelled := self.labelled_batches(tokenizer)) is not None:
+            return [{name: torch.from_numpy(values) for name, values in inputs.items()} for inputs, _ in labelled]
         train, eval_ = self.datasets(tokenizer)
         if split not in ("train", "eval"):
             raise OlivepressError(f"unknown split {split!r}; use 'train' or 'eval'")

@@ -4,7 +4,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-from tqdm import tqdm
+
+from olivepress.progress import progress
 
 IGNORE_INDEX = -100  # label of positions that carry no loss
 TOKENIZE_CHUNK = 512
@@ -15,7 +16,7 @@ def tokenize(tokenizer: Any, texts: Iterable[str], add_special_tokens: bool = Tr
     """Token ids of each text, in chunks so that a caller may stop early."""
     eos = tokenizer.eos_token_id
     chunk: list[str] = []
-    with tqdm(total=total, desc="tokenizing", unit="text", disable=None, leave=False) as bar:
+    with progress(total=total, desc="tokenizing", unit="text") as bar:
         for text in texts:
             chunk.append(text)
             if len(chunk) == TOKENIZE_CHUNK:

@@ -15,16 +15,7 @@ from olivepress.errors import OlivepressError
 from olivepress.hardware import DEFAULT_PROVIDERS, EXECUTION_PROVIDERS
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import quantization_method, read_model_config
-
-# Text-only decoder architectures the ONNX Runtime GenAI builder exports (onnxruntime-genai 0.18).
-BUILDER_ARCHITECTURES = frozenset({
-    "ChatGLMForConditionalGeneration", "ChatGLMModel", "Ernie4_5ForCausalLM", "GemmaForCausalLM",
-    "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GptOssForCausalLM", "GraniteForCausalLM",
-    "GraniteMoeHybridForCausalLM", "HunYuanDenseV1ForCausalLM", "InternLM2ForCausalLM", "Lfm2ForCausalLM",
-    "Lfm2MoeForCausalLM", "LlamaForCausalLM", "MistralForCausalLM", "NemotronForCausalLM", "OlmoForCausalLM",
-    "PhiForCausalLM", "Phi3ForCausalLM", "PhiMoEForCausalLM", "Phi3SmallForCausalLM", "Qwen2ForCausalLM",
-    "Qwen3ForCausalLM", "SmolLM3ForCausalLM",
-})
+from olivepress.passes.onnx.builder_config import BUILDER_ARCHITECTURES, architecture_of
 
 # The providers auto-opt builds for: those the GenAI builder can target.
 AUTO_OPT_PROVIDERS = tuple(name for name, provider in EXECUTION_PROVIDERS.items() if provider.builder_name)
@@ -73,7 +64,7 @@ def choose_provider(device: str, provider: str | None) -> str:
 
 def choose_chain(model: HfModel, provider: str, precision: str, use_ort_genai: bool) -> Chain:
     config = read_model_config(model.path)
-    architecture = (config.get("architectures") or ["unknown"])[0]
+    architecture = architecture_of(config)
     quantized = quantization_method(model.path)
     if quantized is not None and precision != "int4":
         raise OlivepressError(f"the model is a {quantized} int4 checkpoint; it can only be exported with --precision int4")

@@ -31,14 +31,34 @@ def write_output(output_dir: Path, model: ModelHandle, footprint: dict[str, Any]
     check_output_dir(output_dir)
     output_dir = output_dir.resolve()
     with staged_folder(output_dir) as staging:
-        folders = {}
-        for role, source in model.folders().items():
-            _copy_model_folder(source, staging / role, from_cache)
-            folders[role] = output_dir / role
-        exported = model.with_folders(folders)
-        config = exported.to_config()
-        _write_json(staging / MODEL_CONFIG_FILE, {"type": config.pop("type"), "config": _relative(config, output_dir)})
+        return _fill(staging, output_dir, model, footprint, from_cache)
+
+
+def write_flow_outputs(output_dir: Path, flows: list[tuple[str, ModelHandle, dict[str, Any]]],
+                       footprint: dict[str, Any], from_cache: bool = True) -> list[ModelHandle]:
+    """Olive's pass flows side by side: each flow's output in `output_dir/<flow name>/` (as `write_output` writes
+    one), and `footprint` beside them; all of it published at once."""
+    check_output_dir(output_dir)
+    output_dir = output_dir.resolve()
+    with staged_folder(output_dir) as staging:
+        exported = []
+        for name, model, flow_footprint in flows:
+            (staging / name).mkdir()
+            exported.append(_fill(staging / name, output_dir / name, model, flow_footprint, from_cache))
         _write_json(staging / FOOTPRINT_FILE, footprint)
+    return exported
+
+
+def _fill(staging: Path, output_dir: Path, model: ModelHandle, footprint: dict[str, Any], from_cache: bool) -> ModelHandle:
+    """Write into `staging` what `output_dir` will hold: the model's folders, model_config.json, footprint.json."""
+    folders = {}
+    for role, source in model.folders().items():
+        _copy_model_folder(source, staging / role, from_cache)
+        folders[role] = output_dir / role
+    exported = model.with_folders(folders)
+    config = exported.to_config()
+    _write_json(staging / MODEL_CONFIG_FILE, {"type": config.pop("type"), "config": _relative(config, output_dir)})
+    _write_json(staging / FOOTPRINT_FILE, footprint)
     return exported
 
 

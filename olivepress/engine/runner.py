@@ -1,30 +1,34 @@
 """Running a workflow: plan the pass flow, run each pass through the cache, write the output."""
 
+import json
+import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
 from olivepress import __version__
 from olivepress.config.sections import DataConfig
+from olivepress.config.source import format_path
 from olivepress.data.files import LocalDataConfigs
 from olivepress.data.fingerprint import data_fingerprint
 from olivepress.engine.cache import Cache, CacheEntry, EntryRecord
 from olivepress.engine.keys import model_key, pass_key
-from olivepress.engine.output import check_output_dir, write_output
+from olivepress.engine.output import check_output_dir, write_flow_outputs, write_output
 from olivepress.errors import OlivepressError, PassFailedError
+from olivepress.evaluation.cache import EvaluationCache
+from olivepress.files import FOOTPRINT_FILE, write_atomic
 from olivepress.hashing import library_versions
-from olivepress.log import logger
+from olivepress.log import OLIVE_LEVELS, logger
 from olivepress.models.azureml_assets import AssetStore
 from olivepress.models.handles import ModelHandle
 from olivepress.models.resolve import hub_record, resolve_input_model
 from olivepress.passes.base import PassContext
+from olivepress.progress import progress
 from olivepress.systems.azureml.client import asset_connect
 from olivepress.systems.azureml.client import connect as azureml_connect
 from olivepress.systems.azureml.service import Connect
@@ -72,12 +76,26 @@ Builder = Callable[[Path], tuple[ModelHandle, Origin]]
 
 
 @dataclass
-class RunResult:
+class FlowResult:
+    """One of Olive's pass flows: its name (its passes joined with '-'), output folder, model and steps."""
+
+    name: str
     output_dir: Path
     model: ModelHandle
-    steps: list[StepResult] = field(default_factory=list)
+    steps: list[StepResult]
+    footprint: dict[str, Any]
+    search: "SearchResult | None" = None  # with an evaluator: the flow's candidates
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    model: ModelHandle  # with pass_flows: the last flow's
+    steps: list[StepResult] = field(default_factory=list)  # with pass_flows: the last flow's
     engine_seconds: float = 0.0
     search: "SearchResult | None" = None  # with an evaluator: every candidate, the best one and the report
+    flows: list[FlowResult] = field(default_factory=list)  # with pass_flows: each flow, in the document's order
+    written: bool = True  # False with engine.no_artifacts: the models are the cache's
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -94,9 +112,18 @@ class RunResult:
 def check_plan(workflow: Workflow) -> None:
     """Each pass must accept what the step before it makes. (The search space's own checks, which cover
     the values a search tries, run when the document is loaded.)"""
-    problem = chain_problem(workflow.config.input_model.kind, workflow.steps)
-    if problem is not None:
-        raise OlivepressError(problem)
+    for _, steps in workflow.flows():
+        problem = chain_problem(workflow.config.input_model.kind, steps)
+        if problem is not None:
+            raise OlivepressError(f"{format_path(problem.path)}: {problem.message}")
+
+
+def set_onnxruntime_log_levels(native: int, python: int) -> None:
+    """ONNX Runtime's C++ log severity (0 verbose .. 4 fatal) and its Python logger's level, in Olive's numbers."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(native)
+    logging.getLogger("onnxruntime").setLevel(OLIVE_LEVELS[python])
 
 
 def open_cache(cache_dir: Path, shared_cache_dir: str | None) -> Cache:
@@ -140,28 +167,72 @@ class Engine:
         self._data_fingerprints: dict[str, str] = {}
 
     def begin(self) -> None:
-        """Refuse an output folder olivepress did not write, and clean the cache when the document asks."""
-        check_output_dir(self.output_dir)
-        if self.workflow.config.engine.clean_cache:
+        """Refuse an output folder olivepress did not write, clean the cache (or its metric values) when the document
+        asks, and set ONNX Runtime's log levels."""
+        engine = self.workflow.config.engine
+        if not engine.no_artifacts:
+            check_output_dir(self.output_dir)
+        if engine.clean_cache:
             self.cache.clean()
+        if engine.clean_evaluation_cache:
+            shutil.rmtree(EvaluationCache(self.cache.root).folder, ignore_errors=True)
+        set_onnxruntime_log_levels(engine.ort_log_severity_level, engine.ort_py_log_severity_level)
 
     def run(self) -> RunResult:
         started = time.perf_counter()
         self.begin()
         input_model = model = resolve_input_model(self.workflow.config.input_model, assets=self.assets)
         input_key = key = model_key(model, self.cache.memo)
+        if self.workflow.config.engine.evaluator is not None and self.workflow.config.pass_flows is not None:
+            return self._search_flows(model, input_key, started)
         if self.workflow.config.engine.evaluator is not None:
             return self._search(model, input_key, started)
-        results = []
-        with tqdm(self.workflow.steps, desc="olivepress", unit="pass", disable=None, leave=False) as bar:
-            for step in bar:
-                bar.set_postfix_str(step.name)
-                entry, result = self._run_step(step, model, key)
-                model, key = entry.model, entry.key
-                results.append(result)
-        footprint = self.footprint(input_model, input_key, key, results)
-        exported = write_output(self.output_dir, model, footprint, from_cache=bool(results))
-        return RunResult(self.output_dir, exported, results, time.perf_counter() - started)
+        flows = []
+        for name, steps in self.workflow.flows():  # a prefix flows share is a cache hit after the first
+            model, key, results = input_model, input_key, []
+            with progress(steps, desc="olivepress", unit="pass") as bar:
+                for step in bar:
+                    bar.set_postfix_str(step.name)
+                    entry, result = self._run_step(step, model, key)
+                    model, key = entry.model, entry.key
+                    results.append(result)
+            footprint = self.footprint(input_model, input_key, key, results)
+            flows.append(FlowResult(name, self.output_dir / name, model, results, footprint))
+        return self._publish(flows, started)
+
+    def _publish(self, flows: list[FlowResult], started: float) -> RunResult:
+        """Write the output folder (a folder per flow with pass_flows), unless engine.no_artifacts."""
+        config = self.workflow.config
+        from_cache = any(flow.steps for flow in flows)
+        if config.pass_flows is not None and not config.engine.no_artifacts:
+            footprint = {"workflow_id": config.workflow_id, "pass_flows": [flow.name for flow in flows]}
+            exported = write_flow_outputs(self.output_dir, [(flow.name, flow.model, flow.footprint) for flow in flows],
+                                          footprint, from_cache)
+            for flow, model in zip(flows, exported, strict=True):
+                flow.model = model
+        elif not config.engine.no_artifacts:
+            flows[0].model = write_output(self.output_dir, flows[0].model, flows[0].footprint, from_cache)
+        last = flows[-1]
+        return RunResult(self.output_dir, last.model, last.steps, time.perf_counter() - started,
+                         flows=flows if config.pass_flows is not None else [], written=not config.engine.no_artifacts)
+
+    def _search_flows(self, model: ModelHandle, input_key: str, started: float) -> RunResult:
+        """Each pass flow evaluated (and searched, with a search strategy) as a workflow of its own, its best model,
+        report.md and pareto.png in its folder of the output folder; footprint.json beside them lists the flows."""
+        config = self.workflow.config
+        flows = []
+        for name, steps in self.workflow.flows():
+            engine = config.engine.model_copy(update={"output_dir": str(self.output_dir / name)})
+            flow = replace(self.workflow, steps=steps, config=config.model_copy(update={"pass_flows": None,
+                                                                                          "engine": engine}))
+            result = Engine(flow, self.connect)._search(model, input_key, started)
+            flows.append(FlowResult(name, result.output_dir, result.model, result.steps, {}, result.search))
+        if not config.engine.no_artifacts:
+            write_atomic(self.output_dir / FOOTPRINT_FILE, json.dumps(
+                {"workflow_id": config.workflow_id, "pass_flows": [flow.name for flow in flows]}, indent=2) + "\n")
+        last = flows[-1]
+        return RunResult(self.output_dir, last.model, last.steps, time.perf_counter() - started, last.search,
+                         flows=flows, written=not config.engine.no_artifacts)
 
     def _search(self, model: ModelHandle, input_key: str, started: float) -> RunResult:
         """Candidates (one: the passes as written, when there is no search strategy), each evaluated; the best
@@ -175,6 +246,9 @@ class Engine:
         footprint = self.footprint(model, input_key, best_key, best.steps)
         footprint["output_model"]["metrics"] = best.metrics
         footprint["search"] = search.footprint()
+        if self.workflow.config.engine.no_artifacts:
+            return RunResult(self.output_dir, best_model, best.steps, time.perf_counter() - started, search,
+                             written=False)
         self.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.output_dir.resolve().parent, prefix=".report-") as report_dir:
             reports = write_report(Path(report_dir), search, self.workflow.config.workflow_id)

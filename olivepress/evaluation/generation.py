@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import Field
 
 from olivepress.config.base import ConfigModel
+from olivepress.errors import OlivepressError
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
 
 
 class GenerationUserConfig(ConfigModel):
@@ -33,7 +34,7 @@ class Generated:
 class Generator:
     """The model's tokenizer (from its folder) encodes the prompts and decodes the answers."""
 
-    def __init__(self, model: ModelHandle):
+    def __init__(self, model: HfModel | OnnxModel):
         from olivepress.models.loading import load_tokenizer
 
         self.tokenizer = load_tokenizer(model.path)
@@ -104,6 +105,9 @@ class GenAIGenerator(Generator):
 
 
 def open_generator(model: ModelHandle, accelerator: Accelerator) -> Generator:
+    if isinstance(model, PyTorchModel):
+        raise OlivepressError("a PyTorchModel has no tokenizer to generate with; time it with latency on a dummy "
+                              "container or a dataloader of user_script")
     if isinstance(model, HfModel):
         return TorchGenerator(model, accelerator)
     return GenAIGenerator(model)

@@ -77,4 +77,15 @@ def typed_metric(metric: MetricConfig | dict[str, Any]) -> MetricConfig:
         if metric.metric_kind is not None:
             return metric
         metric = metric.model_dump(exclude_unset=True)
+    metric = olive_accuracy_shape(metric)
     return metric_types().get(metric["type"]).config.model_validate(metric)
+
+
+def olive_accuracy_shape(metric: dict[str, Any]) -> dict[str, Any]:
+    """Olive's perplexity, `type: accuracy, sub_types: [{name: perplexity}]`, as olivepress's perplexity metric."""
+    names = [sub.get("name") for sub in metric.get("sub_types") or [] if isinstance(sub, dict)]
+    if metric.get("type") != "accuracy" or names != ["perplexity"]:
+        return metric
+    return {**{key: value for key, value in metric.items() if key != "backend"}, "type": "perplexity",
+            "sub_types": [{key: value for key, value in sub.items() if key != "metric_config"}
+                          for sub in metric["sub_types"]]}

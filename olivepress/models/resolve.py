@@ -4,7 +4,7 @@ Face cache unless there), an AzureML asset (downloaded into the cache), or a bui
 from pathlib import Path
 from typing import Literal, overload
 
-from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig
+from olivepress.config.sections import HfModelConfig, InputModelConfig, OnnxModelConfig, PyTorchModelConfig
 from olivepress.errors import OlivepressError
 from olivepress.files import MODEL_CONFIG_FILE
 from olivepress.models import default_model
@@ -13,9 +13,10 @@ from olivepress.models.azureml_assets import (
     is_azureml_uri,
     with_downloaded_model,
 )
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
 from olivepress.models.hub import cached_snapshot, hub_snapshot, is_hub_id, snapshot_record
 from olivepress.models.mlflow import MLFLOW_FORMAT, mlflow_hf_folder
+from olivepress.user_code import check_script_dir, script_path
 
 
 @overload
@@ -32,6 +33,8 @@ def resolve_input_model(config: InputModelConfig, fetch: bool = True,
                         assets: AssetStore | None = None) -> ModelHandle | None:
     """The handle of the input model; None only when `fetch` is off and a built-in model, a hub model or an
     AzureML asset is not fetched yet. An AzureML asset is downloaded into `assets` (an error where there is none)."""
+    if isinstance(config, PyTorchModelConfig):
+        return pytorch_model(config)
     if is_azureml_uri(config.model_path):
         downloaded = with_downloaded_model(config, assets, fetch)
         if downloaded is None:
@@ -57,7 +60,29 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
         if not (adapter / "adapter_config.json").is_file():
             raise OlivepressError(f"input_model.adapter_path: {config.adapter_path} is not a PEFT adapter folder "
                                   "(no adapter_config.json)")
-    return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs)
+    io_config = config.io_config.model_dump(exclude_defaults=True) if config.io_config is not None else None
+    return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs,
+                   io_config=io_config, model_class=config.model_class)
+
+
+def pytorch_model(config: PyTorchModelConfig) -> PyTorchModel:
+    """Local paths resolved and checked (the model's script and its script_dir); a model_path that is not local
+    is the loader's to interpret (a hub id)."""
+    where = "input_model"
+    local = Path(config.model_path) if config.model_path is not None and Path(config.model_path).exists() else None
+    if config.model_loader is None and local is None:
+        raise OlivepressError(f"{where}.model_path: {config.model_path}: no such file")
+    script = script_path(config.model_script, config.script_dir, f"{where}.model_script") \
+        if config.model_script is not None else None
+    check_script_dir(config.script_dir, f"{where}.script_dir")
+    io_config = config.io_config if isinstance(config.io_config, str) or config.io_config is None \
+        else config.io_config.model_dump(exclude_defaults=True)
+    return PyTorchModel(
+        path=local.resolve() if local is not None else None,
+        model_id=config.model_path if local is None else None,
+        model_script=script,
+        script_dir=Path(config.script_dir).resolve() if config.script_dir is not None else None,
+        model_loader=config.model_loader, io_config=io_config, dummy_inputs_func=config.dummy_inputs_func)
 
 
 def hf_model_folder(model_path: str, revision: str | None = None, file_format: str | None = None) -> Path:
@@ -105,7 +130,7 @@ def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
 def hub_record(config: InputModelConfig, model: ModelHandle) -> dict[str, str] | None:
     """Where a hub model came from (repository, revision, and the commit of the snapshot `model`, its resolved
     handle, lies in: the commit its key holds); None for any other model."""
-    if isinstance(config, OnnxModelConfig) or default_model.is_known_model(config.model_path) \
-            or not is_hub_id(config.model_path):
+    if not isinstance(config, HfModelConfig) or not isinstance(model, HfModel) \
+            or default_model.is_known_model(config.model_path) or not is_hub_id(config.model_path):
         return None
     return snapshot_record(config.model_path, config.revision, model.path)

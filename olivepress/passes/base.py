@@ -73,6 +73,11 @@ class Pass(ABC, Generic[ModelT, ConfigT]):
     produces: ClassVar[ModelKind]
     Config: ClassVar[type[PassConfig]] = PassConfig
 
+    @classmethod
+    def accepted_kinds(cls, config: ConfigT) -> tuple[ModelKind, ...]:
+        """The kinds of input model this pass takes with `config` (a subset of `accepts`)."""
+        return cls.accepts
+
     @abstractmethod
     def run(self, model: ModelT, config: ConfigT, context: PassContext) -> ModelHandle:
         """Build the output model inside `context.output_dir` and return its handle."""

@@ -5,6 +5,7 @@ from typing import TypeVar
 
 from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass
+from olivepress.passes.vendors import vendor_of
 from olivepress.plugins import Registry, subclass_of
 
 P = TypeVar("P", bound=type[Pass])
@@ -19,6 +20,17 @@ BUILTIN_PASSES = (
     "olivepress.passes.onnx.quantization:OnnxMatMulNBits",
     "olivepress.passes.onnx.float16:OnnxFloatToFloat16",
     "olivepress.passes.onnx.extract_adapters:ExtractAdapters",
+    "olivepress.passes.onnx.static_quantization:OnnxStaticQuantization",
+    "olivepress.passes.onnx.static_quantization:OnnxQuantization",
+    "olivepress.passes.onnx.graph_surgeries:GraphSurgeries",
+    "olivepress.passes.onnx.weight_only:OnnxBlockWiseRtnQuantization",
+    "olivepress.passes.onnx.weight_only:OnnxHqqQuantization",
+    "olivepress.passes.onnx.weight_only:OnnxKQuantQuantization",
+    "olivepress.passes.onnx.mnb_to_qdq:MatMulNBitsToQDQ",
+    "olivepress.passes.onnx.metadata:AddOliveMetadata",
+    "olivepress.passes.onnx.fixed_shape:DynamicToFixedShape",
+    "olivepress.passes.onnx.peephole:OnnxPeepholeOptimizer",
+    "olivepress.passes.onnx.session_tuning:OrtSessionParamsTuning",
     "olivepress.passes.pytorch.lora:LoRA",
     "olivepress.passes.pytorch.lora:QLoRA",
     "olivepress.passes.pytorch.lora:DoRA",
@@ -26,6 +38,7 @@ BUILTIN_PASSES = (
     "olivepress.passes.pytorch.quantize:AWQ",
     "olivepress.passes.pytorch.quantize:GPTQ",
     "olivepress.passes.pytorch.quantize:RTN",
+    "olivepress.passes.pytorch.selective_mixed_precision:SelectiveMixedPrecision",
 )
 
 
@@ -65,6 +78,16 @@ class PassRegistry(Registry[type[Pass]]):
         registry = cls.builtin()
         registry.with_entry_points()
         return registry
+
+    def get(self, name: str) -> type[Pass]:
+        """The pass registered as `name`; an Olive vendor pass no plugin provides is refused naming its SDK."""
+        try:
+            return super().get(name)
+        except OlivepressError:
+            vendor = vendor_of(name)
+            if vendor is None:
+                raise
+            raise OlivepressError(vendor.refusal(name)) from None
 
     def __iter__(self) -> Iterator[type[Pass]]:
         return iter(sorted((item for _, item in self.items()), key=lambda cls: cls.name))

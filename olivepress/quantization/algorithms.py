@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,12 +29,34 @@ def plan(model: nn.Module, options: QuantizeOptions, logger: logging.Logger) -> 
     """Which linears to quantize and the group size to use; refuses what the checkpoint format cannot hold."""
     quant_plan = plan_quantization(model, list(options.modules_to_not_convert))
     linears = {name: linear_at(model, name) for name in quant_plan.all_linears()}
-    group_size = choose_group_size(options.group_size, {name: m.in_features for name, m in linears.items()}, logger)
+    _check_overrides(model, options, set(linears))
+    by_default = {name: m.in_features for name, m in linears.items() if _override_group_size(options, name) is None}
+    group_size = choose_group_size(options.group_size, by_default, logger) if by_default else options.group_size
     for name, linear in linears.items():
-        reason = check_packable(options.fmt, options.bits, linear.in_features, linear.out_features, group_size)
+        module = dataclasses.replace(options, group_size=group_size).for_module(name)
+        reason = check_packable(options.fmt, module.bits, linear.in_features, linear.out_features, module.group_size)
         if reason:
-            raise OlivepressError(f"{options.algorithm} cannot quantize {name}: {reason}")
+            where = f" (overrides.{name})" if name in options.overrides else ""
+            raise OlivepressError(f"{options.algorithm} cannot quantize {name}{where}: {reason}")
     return quant_plan, group_size
+
+
+def _override_group_size(options: QuantizeOptions, name: str) -> int | None:
+    override = options.overrides.get(name)
+    return None if override is None else override.group_size
+
+
+def _check_overrides(model: nn.Module, options: QuantizeOptions, quantized: set[str]) -> None:
+    """An override must name a module of the model; one that names a module this pass keeps float does nothing,
+    as in Olive (SelectiveMixedPrecision names the tied embedding beside the LM head)."""
+    modules = {name for name, _ in model.named_modules()}
+    for name in options.overrides:
+        if name not in modules:
+            raise OlivepressError(f"overrides.{name}: the model has no module of that name")
+    if isinstance(options, AwqOptions) and quantized & set(options.overrides):
+        raise OlivepressError(f"overrides.{sorted(quantized & set(options.overrides))[0]}: AWQ quantizes every layer "
+                              f"with the same bits, group_size and sym (its awq checkpoint holds 4-bit weights only); "
+                              f"use GPTQ or RTN for per-module settings")
 
 
 def quantize_model(model: nn.Module, options: QuantizeOptions, quant_plan: QuantPlan, group_size: int,
@@ -41,11 +64,11 @@ def quantize_model(model: nn.Module, options: QuantizeOptions, quant_plan: Quant
     """Quantize `model` (on the CPU) in place with the `group_size` that `plan` chose; `rows` [n, seq_len] are the
     calibration tokens of AWQ and GPTQ."""
     fitted = dataclasses.replace(options, group_size=group_size)
-    quantize_layer = _layer_quantizer(fitted)
+    quantize_layer = _layer_quantizer(fitted, quant_plan)
     if quantize_layer is None:
         for index, layer in each_layer(quant_plan.layers, "RTN"):
             for name in quant_plan.layer_linears[index]:
-                _swap_rtn(layer, name, fitted, device)
+                _swap_rtn(layer, name, fitted.for_module(quant_plan.full_name(index, name)), device)
     else:
         if rows is None:
             raise ValueError(f"{fitted.algorithm} needs calibration rows")
@@ -53,32 +76,39 @@ def quantize_model(model: nn.Module, options: QuantizeOptions, quant_plan: Quant
         quantize_layer_by_layer(model, quant_plan.layers, quant_plan.layer_linears, rows, device, quantize_layer,
                                 propagate_float=isinstance(fitted, AwqOptions), description=fitted.algorithm.upper())
     for name in quant_plan.outer_linears:  # the LM head, when it is not kept float: round-to-nearest
-        _swap_rtn(model, name, fitted, device)
+        _swap_rtn(model, name, fitted.for_module(name), device)
 
 
-def _layer_quantizer(options: QuantizeOptions) -> Callable[[nn.Module, list[str], dict[str, InputStats]], None] | None:
+def _layer_quantizer(options: QuantizeOptions, quant_plan: QuantPlan) -> Callable[
+        [int, nn.Module, list[str], dict[str, InputStats]], None] | None:
     """How a calibrated decoder layer is quantized; None for RTN, which needs no calibration."""
     if isinstance(options, AwqOptions):
         return functools.partial(_awq_layer, options=options)
     if isinstance(options, GptqOptions):
-        return functools.partial(_gptq_layer, options=options)
+        return functools.partial(_gptq_layer, options=options, quant_plan=quant_plan)
     return None
 
 
-def _awq_layer(layer: nn.Module, names: list[str], stats: dict[str, InputStats], options: AwqOptions) -> None:
+def _awq_layer(index: int, layer: nn.Module, names: list[str], stats: dict[str, InputStats],
+               options: AwqOptions) -> None:
     for name, weight in awq_quantize_layer(layer, names, stats, options).items():
         _swap(layer, name, weight, options.fmt)
 
 
-def _gptq_layer(layer: nn.Module, names: list[str], stats: dict[str, InputStats], options: GptqOptions) -> None:
-    # linears that read the same input share its Hessian; GPTQ treats rows independently, so they are
-    # quantized together as one stacked weight
-    by_input: dict[int, list[str]] = {}
+def _gptq_layer(index: int, layer: nn.Module, names: list[str], stats: dict[str, InputStats], options: GptqOptions,
+                quant_plan: QuantPlan) -> None:
+    # linears that read the same input and quantize with the same settings share its Hessian; GPTQ treats rows
+    # independently, so they are quantized together as one stacked weight
+    groups: dict[tuple[int, int, int, bool], list[str]] = {}
+    settings: dict[tuple[int, int, int, bool], GptqOptions] = {}
     for name in names:
-        by_input.setdefault(id(stats[name]), []).append(name)
-    for group in by_input.values():
+        module = cast(GptqOptions, options.for_module(quant_plan.full_name(index, name)))
+        key = (id(stats[name]), module.bits, module.group_size, module.sym)
+        groups.setdefault(key, []).append(name)
+        settings[key] = module
+    for key, group in groups.items():
         weights = [linear_at(layer, name).weight for name in group]
-        stacked = gptq_quantize(torch.cat(weights), stats[group[0]].hessian, options)
+        stacked = gptq_quantize(torch.cat(weights), stats[group[0]].hessian, settings[key])
         for name, weight in zip(group, _split_rows(stacked, [w.shape[0] for w in weights]), strict=True):
             _swap(layer, name, weight, options.fmt)
 

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from olivepress.quantization.clip import clip_weight
+from olivepress.quantization.gptq import gptq_quantize
 from olivepress.quantization.layers import linear_at, weight_of
 from olivepress.quantization.layerwise import InputStats
-from olivepress.quantization.options import AwqOptions
+from olivepress.quantization.options import AwqOptions, GptqOptions
 from olivepress.quantization.packing import QuantizedWeight
 from olivepress.quantization.rtn import fake_quantize, quantize_rtn
 
@@ -37,8 +38,8 @@ class ScaleGroup:
 
 
 def scale_groups(layer: nn.Module, linear_names: list[str]) -> list[ScaleGroup]:
-    """The groups whose input scale can be folded into the op before them, for Llama-style layers
-    (separate or fused q/k/v and gate/up projections)."""
+    """The groups whose input scale can be folded into the op before them, for Llama-, Phi-3- and Gemma-style
+    layers (separate or fused q/k/v and gate/up projections)."""
     modules = dict(layer.named_modules())
     present = set(linear_names)
 
@@ -47,7 +48,7 @@ def scale_groups(layer: nn.Module, linear_names: list[str]) -> list[ScaleGroup]:
 
     groups = []
     attention_in = first_present(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.qkv_proj",))
-    if attention_in and _foldable_norm(modules.get("input_layernorm")):
+    if attention_in and norm_offset(modules.get("input_layernorm")) is not None:
         groups.append(ScaleGroup("input_layernorm", attention_in))
     if "self_attn.o_proj" in present:
         width = modules["self_attn.o_proj"].in_features
@@ -56,8 +57,10 @@ def scale_groups(layer: nn.Module, linear_names: list[str]) -> list[ScaleGroup]:
         elif "self_attn.qkv_proj" in present and modules["self_attn.qkv_proj"].out_features == 3 * width:
             groups.append(ScaleGroup("self_attn.qkv_proj", ("self_attn.o_proj",), slice(2 * width, 3 * width)))
     mlp_in = first_present(("mlp.gate_proj", "mlp.up_proj"), ("mlp.gate_up_proj",))
-    if mlp_in and _foldable_norm(modules.get("post_attention_layernorm")):
-        groups.append(ScaleGroup("post_attention_layernorm", mlp_in))
+    # Gemma 2/3 normalize the attention output with post_attention_layernorm and the MLP input with another norm
+    mlp_norm = "pre_feedforward_layernorm" if "pre_feedforward_layernorm" in modules else "post_attention_layernorm"
+    if mlp_in and norm_offset(modules.get(mlp_norm)) is not None:
+        groups.append(ScaleGroup(mlp_norm, mlp_in))
     if "mlp.down_proj" in present:
         width = modules["mlp.down_proj"].in_features
         if "mlp.up_proj" in present and modules["mlp.up_proj"].out_features == width:
@@ -81,14 +84,24 @@ def awq_quantize_layer(layer: nn.Module, linear_names: list[str], stats: dict[st
     quantized = {}
     for name in linear_names:
         weight = linear_at(layer, name).weight.detach().float()
+        hessian = stats[name].hessian
+        if name in input_scales:  # the scaled weight's inputs are x / s
+            scales = input_scales[name]
+            hessian = hessian / (scales.unsqueeze(1) * scales.unsqueeze(0))
+        if options.gptq_rounding:
+            quantized[name] = gptq_quantize(weight, hessian, _gptq_options(options))
+            continue
         if options.apply_clip and name.rsplit(".", 1)[-1] not in QUERY_KEY_LINEARS:
-            hessian = stats[name].hessian
-            if name in input_scales:
-                scales = input_scales[name]
-                hessian = hessian / (scales.unsqueeze(1) * scales.unsqueeze(0))
             weight = clip_weight(weight, hessian, options.bits, options.group_size, options.sym, options.n_grid)
         quantized[name] = quantize_rtn(weight, options.bits, options.group_size, options.sym)
     return quantized
+
+
+def _gptq_options(options: AwqOptions) -> GptqOptions:
+    """GPTQ's rounding of the scaled weights, with its defaults and static groups (contiguous, as awq stores them)."""
+    return GptqOptions(bits=options.bits, group_size=options.group_size, sym=options.sym,
+                       modules_to_not_convert=options.modules_to_not_convert, damp_percent=0.01, desc_act=True,
+                       block_size=128, apply_clip=options.apply_clip)
 
 
 def search_scales(weights: list[torch.Tensor], stats: InputStats, options: AwqOptions) -> torch.Tensor:
@@ -128,18 +141,41 @@ def fold_scales(layer: nn.Module, group: ScaleGroup, scales: torch.Tensor) -> No
     with torch.no_grad():
         if isinstance(prev, nn.Linear):
             prev_weight[rows] /= scales.unsqueeze(1)
-        else:
-            prev_weight[rows] /= scales
+        else:  # a norm computing n(x) * (offset + weight): the new weight makes (offset + weight) / scales
+            offset = norm_offset(prev) or 0.0
+            prev_weight[rows] = (prev_weight[rows] + offset) / scales - offset
         if prev_bias is not None:
             prev_bias[rows] /= scales
         for name in group.linears:
             linear_at(layer, name).weight.mul_(scales)
 
 
-def _foldable_norm(module: nn.Module | None) -> bool:
-    """A norm whose output is normalized(x) * weight (+ bias): dividing weight and bias by s divides the output.
-    Gemma's norms multiply by (1 + weight) and are left alone."""
-    if module is None or isinstance(module, nn.Linear) or getattr(module, "weight", None) is None:
-        return False
-    name = type(module).__name__
-    return weight_of(module).dim() == 1 and ("RMSNorm" in name or "LayerNorm" in name) and "Gemma" not in name
+def norm_offset(module: nn.Module | None) -> float | None:
+    """The offset c of a norm computing n(x) * (c + weight) (+ bias): 0 for RMSNorm and LayerNorm, 1 for Gemma's
+    RMSNorm; None for a module not of that form, whose output an input scale cannot be folded into. Measured by
+    running the module on a probe with its weight set to 0, 1 and 2 (and no bias)."""
+    if module is None or isinstance(module, nn.Linear) or not isinstance(getattr(module, "weight", None), torch.Tensor):
+        return None
+    weight = weight_of(module)
+    if weight.dim() != 1:
+        return None
+    bias = getattr(module, "bias", None)
+    saved = [(tensor, tensor.detach().clone()) for tensor in (weight, bias) if isinstance(tensor, torch.Tensor)]
+    probe = torch.randn(4, weight.shape[0], generator=torch.Generator().manual_seed(0)).to(weight)
+    outputs = []
+    with torch.no_grad():
+        try:
+            for tensor, _ in saved:
+                tensor.zero_()
+            for value in (0.0, 1.0, 2.0):
+                weight.fill_(value)
+                outputs.append(module(probe).float())
+        finally:
+            for tensor, original in saved:
+                tensor.copy_(original)
+    at_zero, at_one, at_two = outputs
+    normalized = at_one - at_zero
+    if not torch.allclose(at_two - at_one, normalized, atol=1e-4) or float(normalized.abs().max()) == 0:
+        return None
+    offset = float((at_zero * normalized).sum() / (normalized * normalized).sum())
+    return offset if torch.allclose(at_zero, offset * normalized, atol=1e-4) else None

@@ -2,6 +2,7 @@
 `load_quantized` (for evaluation and LoRA training in torch)."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def save_quantized(model: nn.Module, source: Path, output: Path, config: dict[st
     save_file(tensors, str(output / WEIGHTS_FILE), metadata={"format": "pt"})
 
     model_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    model_config["quantization_config"] = config
+    model_config["quantization_config"] = config | _dynamic(model, config)
     if model_config.get("tie_word_embeddings") and isinstance(_output_embeddings(model), QuantLinear):
         model_config["tie_word_embeddings"] = False
     (output / "config.json").write_text(json.dumps(model_config, indent=2) + "\n", encoding="utf-8")
@@ -87,8 +88,9 @@ def load_quantized(path: Path, dtype: torch.dtype, trust_remote_code: bool = Fal
         raise OlivepressError(f"{path}: no *.safetensors weights")
     for name in sorted({key.rsplit(".", 1)[0] for key in tensors if key.endswith(".qweight")}):
         linear = model.get_submodule(name)
+        bits, group_size = module_bits_and_group_size(settings, name)
         set_submodule(model, name, QuantLinear(linear.in_features, linear.out_features, linear.bias is not None, fmt,
-                                               settings["bits"], settings["group_size"], dtype=dtype))
+                                               bits, group_size, dtype=dtype))
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     state = model.state_dict()
     loaded = {tensor.data_ptr() for name, tensor in state.items() if name not in missing}
@@ -97,6 +99,25 @@ def load_quantized(path: Path, dtype: torch.dtype, trust_remote_code: bool = Fal
         raise OlivepressError(f"{path}: the weights do not fit the model built from config.json "
                               f"(missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'})")
     return model.eval()
+
+
+def module_bits_and_group_size(settings: dict[str, Any], name: str) -> tuple[int, int]:
+    """The bits and group size of the quantized module `name`: those of the first `dynamic` pattern that matches its
+    qweight, as the GenAI builder's gptq reader (and GPTQModel, which wrote the convention) resolve them, else the
+    checkpoint's own."""
+    for pattern, override in (settings.get("dynamic") or {}).items():
+        if re.match(pattern.removeprefix("+:"), f"{name}.qweight"):
+            return override.get("bits", settings["bits"]), override.get("group_size", settings["group_size"])
+    return settings["bits"], settings["group_size"]
+
+
+def _dynamic(model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
+    """GPTQModel's `dynamic` entry for every quantized module whose bits or group size differ from the checkpoint's,
+    which the GenAI builder reads per layer; nothing when none does."""
+    dynamic = {f"+:^{re.escape(name)}\\.": {"bits": module.bits, "group_size": module.group_size}
+               for name, module in model.named_modules()
+               if isinstance(module, QuantLinear) and (module.bits, module.group_size) != (config["bits"], config["group_size"])}
+    return {"dynamic": dynamic} if dynamic else {}
 
 
 def _output_embeddings(model: nn.Module) -> nn.Module | None:

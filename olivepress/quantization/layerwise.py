@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
+
+from olivepress.progress import progress
 
 TOKENS_PER_BATCH = 4096
 
@@ -130,20 +131,20 @@ def run_layer(layer: nn.Module, batch: LayerBatch) -> torch.Tensor:
 
 def quantize_layer_by_layer(
     model: nn.Module, layers: nn.ModuleList, layer_linears: list[list[str]], rows: torch.Tensor, device: torch.device,
-    quantize_layer: Callable[[nn.Module, list[str], dict[str, InputStats]], None], propagate_float: bool,
+    quantize_layer: Callable[[int, nn.Module, list[str], dict[str, InputStats]], None], propagate_float: bool,
     description: str,
 ) -> None:
     """For each decoder layer (moved to `device` in float32): gather its linears' input statistics, call
-    `quantize_layer(layer, names, stats)` to quantize it in place, and pass its outputs to the next layer:
+    `quantize_layer(index, layer, names, stats)` to quantize it in place, and pass its outputs to the next layer:
     those of the quantized layer, or with `propagate_float` those of the float layer, computed in the same pass
     as the statistics (as llm-awq does), which saves a forward pass per layer."""
     batches = capture_first_layer_inputs(model, layers[0], rows, device)
-    for index in tqdm(range(len(layers)), desc=description, unit="layer", disable=None, leave=False):
+    for index in progress(range(len(layers)), desc=description, unit="layer"):
         layer = layers[index]
         dtype = next(layer.parameters()).dtype
         layer.to(device=device, dtype=torch.float32)
         stats, outputs = collect_input_stats(layer, layer_linears[index], batches, keep_outputs=propagate_float)
-        quantize_layer(layer, layer_linears[index], stats)
+        quantize_layer(index, layer, layer_linears[index], stats)
         del stats
         if outputs is None:
             outputs = [run_layer(layer, batch) for batch in batches]
@@ -153,7 +154,7 @@ def quantize_layer_by_layer(
 
 def each_layer(layers: nn.ModuleList, description: str) -> Iterator[tuple[int, nn.Module]]:
     """The layers with a progress bar, for quantizers that need no calibration data."""
-    yield from enumerate(tqdm(layers, desc=description, unit="layer", disable=None, leave=False))
+    yield from enumerate(progress(layers, desc=description, unit="layer"))
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

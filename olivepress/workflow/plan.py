@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from olivepress.config.document import WorkflowConfig
+from olivepress.config.errors import Problem
 from olivepress.config.migration import Rewrite
 from olivepress.config.source import SourceDocument
 from olivepress.passes.base import Pass, PassConfig
@@ -29,17 +30,27 @@ class Workflow:
     rewrites: list[Rewrite] = field(default_factory=list)  # how older Olive shapes were rewritten
 
     def rewrite_lines(self) -> list[str]:
-        """One line per rewrite: where the older shape was, and what it became."""
-        return [self.source.located(rewrite.path, rewrite.message) for rewrite in self.rewrites]
+        """One line per rewrite, in the order of the document's lines: where the older shape was, what it became."""
+        rewrites = sorted(self.rewrites, key=lambda rewrite: self.source.line_of(rewrite.path) or 0)
+        return [self.source.located(rewrite.path, rewrite.message) for rewrite in rewrites]
+
+    def flows(self) -> list[tuple[str, list[PassStep]]]:
+        """The pass flows the engine runs, each with the name of its output folder ('' for the one flow of every
+        pass): the document's `pass_flows`, each flow its passes joined with '-' as Olive names them."""
+        if self.config.pass_flows is None:
+            return [("", self.steps)]
+        by_name = {step.name: step for step in self.steps}
+        return [("-".join(flow), [by_name[name] for name in flow]) for flow in self.config.pass_flows]
 
 
-def chain_problem(input_kind: str, steps: Sequence[PassStep]) -> str | None:
+def chain_problem(input_kind: str, steps: Sequence[PassStep]) -> Problem | None:
     """Why the passes cannot run in this order (a pass that does not accept what the step before it
     makes), or None when they can."""
     kind, made_by = input_kind, "the input model"
     for step in steps:
-        if kind not in step.pass_class.accepts:
-            return (f"passes.{step.name}: {step.pass_class.name} takes {'/'.join(step.pass_class.accepts)} models, "
-                    f"but {made_by} is an {kind} model")
+        accepted = step.pass_class.accepted_kinds(step.config)
+        if kind not in accepted:
+            return Problem(("passes", step.name), f"{step.pass_class.name} takes {'/'.join(accepted)} "
+                                                  f"models, but {made_by} is an {kind} model")
         kind, made_by = step.pass_class.produces, f"pass '{step.name}'"
     return None

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from olivepress.config.base import did_you_mean
 from olivepress.config.sections import EngineConfig, SearchStrategyConfig
+from olivepress.config.source import format_path
 from olivepress.errors import OlivepressError
 from olivepress.passes.base import Pass
 from olivepress.passes.registry import PassRegistry
@@ -128,7 +129,7 @@ class SearchSpace:
             steps.append(step)
         unchained = chain_problem(self.input_kind, steps)
         if unchained is not None:
-            raise InvalidPoint(unchained)
+            raise InvalidPoint(f"{format_path(unchained.path)}: {unchained.message}")
         return tuple(steps)
 
     def check(self) -> None:

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
 from olivepress.config.sections import SearchStrategyConfig
 from olivepress.engine.report import best_of, describe_choice, number, pareto_front
 from olivepress.engine.search.candidate import Candidate, CandidateResult
@@ -27,6 +25,7 @@ from olivepress.evaluation.objectives import (
 from olivepress.log import logger
 from olivepress.models.handles import ModelHandle
 from olivepress.plugins import Registry
+from olivepress.progress import Progress, progress
 from olivepress.workflow.space import SearchSpace, build_space, strategy_of
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ def run_search(engine: "Engine", model: ModelHandle, key: str) -> SearchResult:
     steps, numbers = list(space.steps), itertools.count(1)
     choice: dict[str, dict[str, Any]] = {}
     try:
-        with tqdm(total=total, desc="search", unit="candidate", disable=None, leave=False) as bar:
+        with progress(total=total, desc="search", unit="candidate") as bar:
             for number_, stage in enumerate(plan):
                 stage_space = SearchSpace(steps[:stage.step_count], stage.dimensions, space.input_kind)
                 run = _Stage(number_, stage_space, choice, result, settings, executor, bar, numbers)
@@ -123,7 +122,7 @@ class _Stage:
     """One stage's loop: keep `capacity` candidates in flight, tell the sampler each result, stop on a limit."""
 
     def __init__(self, number_: int, space: SearchSpace, choice: dict, result: SearchResult,
-                 settings: SearchStrategyConfig, executor: Executor, bar: tqdm, numbers: Iterator[int]):
+                 settings: SearchStrategyConfig, executor: Executor, bar: Progress, numbers: Iterator[int]):
         self.number, self.space, self.choice, self.result = number_, space, choice, result
         self.settings, self.executor, self.bar, self.numbers = settings, executor, bar, numbers
         self.sampler = make_sampler(settings.sampler, space, result.objectives, settings.seed)

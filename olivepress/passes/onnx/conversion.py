@@ -10,19 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 
-from olivepress.config.base import ConfigModel, did_you_mean
+from olivepress.config.base import did_you_mean
+from olivepress.config.sections import IoConfig
 from olivepress.errors import OlivepressError
-from olivepress.models.handles import HfModel, OnnxModel
+from olivepress.models.handles import HfModel, OnnxModel, PyTorchModel
 from olivepress.models.loading import (
     load_causal_lm,
     read_model_config,
     torch_dtype,
     without_dtype,
 )
-from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.onnx.model_files import save_onnx
+from olivepress.passes.base import Pass, PassContext
+from olivepress.passes.onnx.model_files import ExternalDataOptions, save_onnx
 
 # The example inputs the model is traced with: batch 2, sequence 8, the first row padded at its end, so
 # that no "every token is attended" shortcut of the attention code is baked into the graph.
@@ -54,32 +55,7 @@ TASKS = {
     "text-generation": TaskExport("AutoModelForCausalLM", ("logits",), per_token=True),
 }
 
-InputType = Literal["int64", "int32", "float32", "float16", "bfloat16"]
-
-
-class IoConfig(ConfigModel):
-    input_names: list[str] = Field(description="The graph's inputs, in order; each is a keyword of the model's forward.")
-    input_shapes: list[list[int]] | None = Field(
-        None, description="The shape of each input's example tensor for tracing; default [2, 8] for every input."
-    )
-    input_types: list[InputType] | None = Field(None, description="The element type of each input; default int64.")
-    output_names: list[str] = Field(
-        description="The graph's outputs: keys of the model's output (e.g. logits), else its first outputs in order."
-    )
-    dynamic_axes: dict[str, dict[int, str]] | None = Field(
-        None, description="Symbolic axes by input/output name, e.g. {input_ids: {0: batch, 1: sequence}}."
-    )
-
-    @model_validator(mode="after")
-    def _one_shape_and_type_per_input(self) -> "IoConfig":
-        for field in ("input_shapes", "input_types"):
-            values = getattr(self, field)
-            if values is not None and len(values) != len(self.input_names):
-                raise ValueError(f"{field} has {len(values)} entries but input_names has {len(self.input_names)}")
-        return self
-
-
-class OnnxConversionConfig(PassConfig):
+class OnnxConversionConfig(ExternalDataOptions):
     target_opset: int = Field(
         17, ge=7, validation_alias=AliasChoices("target_opset", "opset"), description="The ONNX opset of the graph."
     )
@@ -93,45 +69,71 @@ class OnnxConversionConfig(PassConfig):
     torch_dtype: Literal["float32", "float16", "bfloat16"] = Field(
         "float32", description="The dtype the model is loaded and exported in."
     )
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="Where the model is traced; cuda without a CUDA device traces on the CPU, with a warning."
+    )
+    dynamic: bool = Field(
+        True, description="Symbolic batch and sequence axes (io_config's dynamic_axes); false fixes every shape to "
+                          "the traced example's."
+    )
+    save_metadata_for_token_generation: bool = Field(
+        True, description="Copy the tokenizer, generation config and chat template beside the graph (config.json "
+                          "always goes: later passes read it). olivepress's default is true, Olive's false."
+    )
 
 
-class OnnxConversion(Pass[HfModel, OnnxConversionConfig]):
+class OnnxConversion(Pass[HfModel | PyTorchModel, OnnxConversionConfig]):
     name = "OnnxConversion"
-    description = "Export a Hugging Face model to ONNX with torch.onnx (encoders, classifiers, causal LMs without KV cache)."
+    description = ("Export a Hugging Face model (encoders, classifiers, causal LMs without KV cache) or a PyTorchModel "
+                   "to ONNX with torch.onnx.")
     version = "1"
-    accepts = ("hf",)
+    accepts = ("hf", "pytorch")
     produces = "onnx"
     Config = OnnxConversionConfig
 
-    def run(self, model: HfModel, config: OnnxConversionConfig, context: PassContext) -> OnnxModel:
+    def run(self, model: HfModel | PyTorchModel, config: OnnxConversionConfig, context: PassContext) -> OnnxModel:
         import onnx
 
+        check_exporter(config)
+        if isinstance(model, PyTorchModel):
+            from olivepress.passes.onnx.pytorch_export import export_pytorch_model
+
+            return export_pytorch_model(model, config, context)
         if model.adapter_path is not None:
             raise OlivepressError(
                 "OnnxConversion does not take an adapter; merge it first with a MergeAdapterWeights pass"
             )
         model_config = read_model_config(model.path)
         task = task_export(model.task)
-        if config.target_opset > TORCHSCRIPT_MAX_OPSET and not config.use_dynamo_exporter:
-            raise OlivepressError(
-                f"target_opset: the TorchScript exporter writes opsets up to {TORCHSCRIPT_MAX_OPSET}; "
-                f"set use_dynamo_exporter for opset {config.target_opset}"
-            )
-        if config.use_dynamo_exporter and importlib.util.find_spec("onnxscript") is None:
-            raise OlivepressError(
-                "use_dynamo_exporter needs the onnxscript package, which is not installed: "
-                "pip install 'olivepress[dynamo]', or leave use_dynamo_exporter off"
-            )
-        torch_model = load_for_export(model, task, config.torch_dtype)
-        io_config = config.io_config or derived_io_config(model.task, task, torch_model)
-        example = example_inputs(io_config, model_config.get("vocab_size", 2))
+        device = export_device(config.device, context)
+        torch_model = load_for_export(model, task, config.torch_dtype).to(device)
+        io_config = config.io_config or model_io_config(model) or derived_io_config(model.task, task, torch_model)
+        example = tuple(tensor.to(device) for tensor in example_inputs(io_config, model_config.get("vocab_size", 2)))
         take_positional_inputs(torch_model, io_config)
         exported = context.scratch_dir / "export" / "model.onnx"
         exported.parent.mkdir()
         export(torch_model, example, io_config, config, exported, context)
-        save_onnx(onnx.load(str(exported)), context.output_dir)
-        copy_hf_side_files(model.path, context.output_dir)
+        save_onnx(onnx.load(str(exported)), context.output_dir, options=config)
+        copy_hf_side_files(model.path, context.output_dir, config.save_metadata_for_token_generation)
         return OnnxModel(path=context.output_dir)
+
+
+def check_exporter(config: OnnxConversionConfig) -> None:
+    if config.target_opset > TORCHSCRIPT_MAX_OPSET and not config.use_dynamo_exporter:
+        raise OlivepressError(
+            f"target_opset: the TorchScript exporter writes opsets up to {TORCHSCRIPT_MAX_OPSET}; "
+            f"set use_dynamo_exporter for opset {config.target_opset}"
+        )
+    if config.use_dynamo_exporter and importlib.util.find_spec("onnxscript") is None:
+        raise OlivepressError(
+            "use_dynamo_exporter needs the onnxscript package, which is not installed: "
+            "pip install 'olivepress[dynamo]', or leave use_dynamo_exporter off"
+        )
+
+
+def model_io_config(model: HfModel) -> IoConfig | None:
+    """The io_config the input model carries (Olive's HfModel.io_config), if any."""
+    return IoConfig.model_validate(model.io_config) if model.io_config is not None else None
 
 
 def task_export(task: str) -> TaskExport:
@@ -143,14 +145,23 @@ def task_export(task: str) -> TaskExport:
         ) from None
 
 
+def export_device(device: str, context: PassContext) -> str:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        context.logger.warning("OnnxConversion: device cuda asked for, but there is no CUDA device; tracing on the CPU")
+        return "cpu"
+    return device
+
+
 def load_for_export(model: HfModel, task: TaskExport, dtype: str):
     # Eager attention: its pattern is the one the ONNX Runtime transformers optimizer fuses into Attention.
     load_kwargs = {"attn_implementation": "eager", **without_dtype(model.load_kwargs)}
-    if task.auto_class == "AutoModelForCausalLM":
+    if task.auto_class == "AutoModelForCausalLM" and model.model_class is None:
         return load_causal_lm(model.path, dtype, **load_kwargs).eval()
     import transformers
 
-    auto_class = getattr(transformers, task.auto_class)
+    auto_class = getattr(transformers, model.model_class or task.auto_class)
     return auto_class.from_pretrained(model.path, dtype=torch_dtype(dtype), **load_kwargs).eval()
 
 
@@ -223,12 +234,15 @@ def export(torch_model, example: tuple, io_config: IoConfig, config: OnnxConvers
            context: PassContext) -> None:
     import torch
 
+    if io_config.kv_cache:
+        raise OlivepressError("io_config.kv_cache: OnnxConversion does not add past key/value inputs (Olive 0.6+ "
+                              "does); export a KV-cache graph with ModelBuilder instead")
     options: dict[str, Any] = {"input_names": io_config.input_names, "output_names": io_config.output_names,
                "opset_version": config.target_opset}
     if config.use_dynamo_exporter:
-        options |= {"dynamo": True, "dynamic_shapes": dynamic_shapes(io_config)}
+        options |= {"dynamo": True, "dynamic_shapes": dynamic_shapes(io_config) if config.dynamic else None}
     else:
-        options |= {"dynamo": False, "dynamic_axes": io_config.dynamic_axes}
+        options |= {"dynamo": False, "dynamic_axes": io_config.dynamic_axes if config.dynamic else None}
     # The exporters warn about every traced Python condition and print their progress; the CLI shows neither.
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(torch_model, example, str(path), **options)
@@ -246,7 +260,8 @@ def dynamic_shapes(io_config: IoConfig) -> tuple:
                   for input_name in io_config.input_names),)
 
 
-def copy_hf_side_files(source: Path, output_dir: Path) -> None:
+def copy_hf_side_files(source: Path, output_dir: Path, with_generation_files: bool = True) -> None:
     for file in sorted(source.iterdir()):
-        if file.is_file() and not file.name.endswith(WEIGHT_FILE_ENDINGS):
+        wanted = with_generation_files or file.name == "config.json"
+        if wanted and file.is_file() and not file.name.endswith(WEIGHT_FILE_ENDINGS):
             shutil.copy2(file, output_dir / file.name)

@@ -1,5 +1,7 @@
 """ExtractAdapters: LoRA weights of an exported model become swappable inputs plus an adapter file."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from olivepress.models.handles import OnnxModel
@@ -8,12 +10,20 @@ from olivepress.models.onnx_adapters import (
     DEFAULT_ADAPTER_FILE,
     write_adapter_file,
 )
-from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.base import Pass, PassContext
 from olivepress.passes.onnx.lora_graph import extract_lora_inputs
-from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, save_onnx
+from olivepress.passes.onnx.model_files import (
+    ExternalDataOptions,
+    copy_side_files,
+    load_onnx,
+    save_onnx,
+)
 
 
-class ExtractAdaptersConfig(PassConfig):
+class ExtractAdaptersConfig(ExternalDataOptions):
+    adapter_type: Literal["lora", "dora", "loha"] = Field(
+        "lora", description="The kind of adapter in the graph; olivepress's adapter files hold LoRA weights."
+    )
     adapter_file_name: str = Field(
         DEFAULT_ADAPTER_FILE, description="Name of the adapter file written beside model.onnx."
     )
@@ -23,6 +33,14 @@ class ExtractAdaptersConfig(PassConfig):
     optional_inputs: bool = Field(
         True, description="Keep an empty default for each LoRA input: without an adapter the model is the base model."
     )
+
+    @field_validator("adapter_type")
+    @classmethod
+    def _lora_only(cls, value: str) -> str:
+        if value != "lora":
+            raise ValueError(f"'{value}' adapters cannot be extracted: olivepress's adapter files hold LoRA weights only "
+                             "(Olive 0.9 also extracts dora and loha); merge the adapter with MergeAdapterWeights instead")
+        return value
 
     @field_validator("adapter_file_name")
     @classmethod
@@ -43,7 +61,7 @@ class ExtractAdapters(Pass[OnnxModel, ExtractAdaptersConfig]):
     def run(self, model: OnnxModel, config: ExtractAdaptersConfig, context: PassContext) -> OnnxModel:
         proto = load_onnx(model)
         weights = extract_lora_inputs(proto, dynamic_rank=config.dynamic_lora_r, optional=config.optional_inputs)
-        save_onnx(proto, context.output_dir, model.onnx_file_name)
+        save_onnx(proto, context.output_dir, model.onnx_file_name, config)
         copy_side_files(model, context.output_dir, skip=frozenset({config.adapter_file_name}))
         write_adapter_file(context.output_dir / config.adapter_file_name, weights)
         context.metrics["adapter_weights"] = len(weights)

@@ -4,14 +4,19 @@ from pydantic import Field
 
 from olivepress.models.handles import OnnxModel
 from olivepress.models.onnx_adapters import graph_lora_inputs
-from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, save_onnx
+from olivepress.passes.base import Pass, PassContext
+from olivepress.passes.onnx.model_files import (
+    ExternalDataOptions,
+    copy_side_files,
+    load_onnx,
+    save_onnx,
+)
 
 FLOAT16_MIN_POSITIVE = 5.96e-08
 FLOAT16_MAX = 65504.0
 
 
-class OnnxFloatToFloat16Config(PassConfig):
+class OnnxFloatToFloat16Config(ExternalDataOptions):
     keep_io_types: bool = Field(
         True, description="Keep float32 graph inputs and outputs (Cast nodes convert at the edges). LoRA inputs "
                           "stay float32 either way, as adapter files hold float32 weights."
@@ -49,6 +54,6 @@ class OnnxFloatToFloat16(Pass[OnnxModel, OnnxFloatToFloat16Config]):
             keep_io_types=config.keep_io_types or list(graph_lora_inputs(proto.graph)), disable_shape_infer=True,
             op_block_list=config.op_block_list, node_block_list=config.node_block_list,
         )
-        save_onnx(converted, context.output_dir, model.onnx_file_name)
+        save_onnx(converted, context.output_dir, model.onnx_file_name, config)
         copy_side_files(model, context.output_dir)
         return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)

@@ -1,19 +1,22 @@
 """ModelBuilder: the ONNX Runtime GenAI model builder, as a pass."""
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from tqdm import tqdm
 
 from olivepress.errors import OlivepressError
 from olivepress.hardware import EXECUTION_PROVIDERS
-from olivepress.models.handles import HfModel, OnnxModel
+from olivepress.models.handles import HfModel, ModelKind, OnnxModel
 from olivepress.models.loading import quantization_method, read_model_config
 from olivepress.models.onnx_adapters import (
     AttentionSizes,
@@ -22,8 +25,12 @@ from olivepress.models.onnx_adapters import (
     peft_targets,
 )
 from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.onnx.builder_config import builder_input
 from olivepress.passes.onnx.lora_graph import add_lora_branches
 from olivepress.passes.onnx.model_files import load_onnx, save_onnx
+from olivepress.progress import progress
+
+CUDA_GRAPH_PROVIDERS = ("cuda", "NvTensorRtRtx")  # the builder's targets that can capture a CUDA graph
 
 
 def _alias(name: str) -> AliasChoices:
@@ -66,9 +73,21 @@ class ModelBuilderConfig(PassConfig):
     extra_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Further builder --extra_options, passed through as key=value."
     )
+    enable_cuda_graph: bool | None = Field(
+        None, description="Let the model run with CUDA graph capture (CUDA and TensorRT-RTX execution providers; "
+                          "on others it is left out, with a warning). Unset: the builder's default."
+    )
+    search: dict[str, str | int | float | bool] | None = Field(
+        None, description="Generation search options written into genai_config.json's search section "
+                          "(e.g. {max_length: 2048}), over the builder's."
+    )
+    metadata_only: bool = Field(
+        False, description="Take an ONNX model (e.g. from OnnxConversion) and write only genai_config.json and the "
+                           "tokenizer files beside it, from the config.json in its folder."
+    )
 
 
-class ModelBuilder(Pass[HfModel, ModelBuilderConfig]):
+class ModelBuilder(Pass[HfModel | OnnxModel, ModelBuilderConfig]):
     """With an adapter on the input, the LoRA weights go into the graph as separate float MatMuls
     (never int4) under the naming contract of models.onnx_adapters; ExtractAdapters then makes them
     swappable inputs. The builder's own adapter option cannot load an adapter onto a quantized
@@ -77,17 +96,24 @@ class ModelBuilder(Pass[HfModel, ModelBuilderConfig]):
     name = "ModelBuilder"
     description = "Export a Hugging Face model (with its LoRA adapter, if any) to an ONNX Runtime GenAI model."
     version = "2"
-    accepts = ("hf",)
+    accepts = ("hf", "onnx")
     produces = "onnx"
     Config = ModelBuilderConfig
 
-    def run(self, model: HfModel, config: ModelBuilderConfig, context: PassContext) -> OnnxModel:
+    @classmethod
+    def accepted_kinds(cls, config: ModelBuilderConfig) -> tuple[ModelKind, ...]:
+        return ("onnx",) if config.metadata_only else ("hf",)
+
+    def run(self, model: HfModel | OnnxModel, config: ModelBuilderConfig, context: PassContext) -> OnnxModel:
         if not (model.path / "config.json").is_file():
             raise OlivepressError(f"{model.path}: not a Hugging Face model folder (no config.json)")
+        if isinstance(model, OnnxModel) or config.metadata_only:
+            return _write_metadata(model, config, context)
         # Checked before building, so an adapter that cannot be exported fails fast.
         lora_targets = peft_targets(model.adapter_path) if model.adapter_path is not None else []
         adapter_after_build = bool(lora_targets) and quantization_method(model.path) is not None
-        command = builder_command(model, config, context, lora_targets, adapter_after_build)
+        source = replace(model, path=builder_input(model.path, context.scratch_dir))
+        command = builder_command(source, config, context, lora_targets, adapter_after_build)
         context.logger.debug("running: %s", " ".join(command))
         log_file = context.scratch_dir / "builder.log"
         layers = read_model_config(model.path).get("num_hidden_layers", 0)
@@ -96,7 +122,34 @@ class ModelBuilder(Pass[HfModel, ModelBuilderConfig]):
             raise RuntimeError(f"the GenAI builder failed: {_last_error_line(log_file)}")
         if adapter_after_build:
             _add_adapter(model, context.output_dir)
+        _set_search_options(context.output_dir, config.search)
         return OnnxModel(path=context.output_dir)
+
+
+def _write_metadata(model: HfModel | OnnxModel, config: ModelBuilderConfig, context: PassContext) -> OnnxModel:
+    """genai_config.json and the tokenizer files written beside a copy of an ONNX model's folder."""
+    if not (isinstance(model, OnnxModel) and config.metadata_only):
+        raise OlivepressError("metadata_only: ModelBuilder builds a Hugging Face model, or, with metadata_only: true, "
+                              "writes the metadata of an ONNX model; the input model does not match")
+    command = builder_command(HfModel(path=builder_input(model.path, context.scratch_dir)), config, context,
+                              more_options={"config_only": "true", "filename": model.onnx_file_name})
+    log_file = context.scratch_dir / "builder.log"
+    if _run_with_progress(command, log_file, 0, cwd=context.scratch_dir) != 0:
+        raise RuntimeError(f"the GenAI builder failed: {_last_error_line(log_file)}")
+    for file in sorted(model.path.iterdir()):
+        if not (context.output_dir / file.name).exists():  # the builder's genai_config.json and tokenizer win
+            (shutil.copytree if file.is_dir() else shutil.copy2)(file, context.output_dir / file.name)
+    _set_search_options(context.output_dir, config.search)
+    return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
+
+
+def _set_search_options(output_dir: Path, search: dict[str, str | int | float | bool] | None) -> None:
+    if not search:
+        return
+    genai_config_file = output_dir / "genai_config.json"
+    genai_config = json.loads(genai_config_file.read_text(encoding="utf-8"))
+    genai_config["search"] = {**genai_config.get("search", {}), **search}
+    genai_config_file.write_text(json.dumps(genai_config, indent=4), encoding="utf-8")
 
 
 def _add_adapter(model: HfModel, output_dir: Path) -> None:
@@ -119,7 +172,7 @@ def _io_dtype(proto) -> str:
 def _run_with_progress(command: list[str], log_file: Path, layers: int, cwd: Path) -> int:
     """Run the builder, keeping its output in `log_file` and showing a bar over the layers it reads
     and then quantizes (the quantize phase only happens at int4/int8)."""
-    bar = tqdm(total=2 * layers or None, desc="ModelBuilder", unit="layer", disable=None, leave=False)
+    bar = progress(total=2 * layers or None, desc="ModelBuilder", unit="layer")
     with open(log_file, "w", encoding="utf-8") as log, bar:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
                                    env=_offline_env(), text=True, errors="replace")
@@ -136,7 +189,8 @@ _QUANTIZED_LAYER = re.compile(r"complete quantization of /model/layers\.\d+/mlp/
 
 
 def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassContext,
-                    lora_targets: Sequence[LoraTarget] = (), adapter_after_build: bool = False) -> list[str]:
+                    lora_targets: Sequence[LoraTarget] = (), adapter_after_build: bool = False,
+                    more_options: Mapping[str, str] = MappingProxyType({})) -> list[str]:
     provider = config.execution_provider or _builder_provider(context.accelerator.execution_provider)
     command = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
@@ -144,7 +198,13 @@ def builder_command(model: HfModel, config: ModelBuilderConfig, context: PassCon
         "--precision", config.precision, "--execution_provider", provider,
         "--cache_dir", str(context.scratch_dir / "builder-cache"),
     ]
-    options = _extra_options(model, config, lora_targets, adapter_after_build)
+    options = {**_extra_options(model, config, lora_targets, adapter_after_build), **more_options}
+    if config.enable_cuda_graph is not None:
+        if provider in CUDA_GRAPH_PROVIDERS:
+            options["enable_cuda_graph"] = _option_text(config.enable_cuda_graph)
+        elif config.enable_cuda_graph:
+            context.logger.warning("ModelBuilder: enable_cuda_graph applies to the %s execution providers; the %s "
+                                   "model is built without it", " and ".join(CUDA_GRAPH_PROVIDERS), provider)
     if options:
         command += ["--extra_options", *(f"{key}={value}" for key, value in options.items())]
     return command

@@ -10,16 +10,21 @@ import io
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Annotated, Literal, Protocol
 
-from pydantic import Field
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from olivepress.config.base import did_you_mean
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import OnnxModel
 from olivepress.models.onnx_adapters import is_lora_node
-from olivepress.passes.base import Pass, PassConfig, PassContext
-from olivepress.passes.onnx.model_files import copy_side_files, load_onnx, save_onnx
+from olivepress.passes.base import Pass, PassContext
+from olivepress.passes.onnx.model_files import (
+    ExternalDataOptions,
+    copy_side_files,
+    load_onnx,
+    save_onnx,
+)
 
 # The input of each weight-quantizable op type that holds its weight.
 WEIGHT_INPUT = {"MatMul": 1, "Gather": 0}
@@ -27,6 +32,20 @@ WEIGHT_INPUT = {"MatMul": 1, "Gather": 0}
 INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QAttention", "DynamicQuantizeLSTM"}
 NBITS_OPS = {"MatMulNBits", "GatherBlockQuantized"}
 INT4_OPSET = 21
+# onnxruntime's QuantType name of each integer type.
+QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8", "int16": "QInt16", "uint16": "QUInt16"}
+
+
+def _olive_type_name(value: object) -> object:
+    """Olive writes int8 (0.7 on) and QInt8 (before): both name the same type."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return lowered[1:] if lowered.startswith("q") and lowered[1:] in QUANT_TYPES else lowered
+    return value
+
+
+Precision = Annotated[Literal["int8", "uint8", "int16", "uint16"], BeforeValidator(_olive_type_name)]
+Int8Precision = Annotated[Literal["int8", "uint8"], BeforeValidator(_olive_type_name)]
 
 
 def lora_nodes(graph) -> list[str]:
@@ -73,21 +92,25 @@ def quiet_quantizers() -> Iterator[None]:
         root.handlers[:] = handlers
 
 
-def _quantized_output(model: OnnxModel, proto, context: PassContext, metrics: dict[str, float]) -> OnnxModel:
-    save_onnx(proto, context.output_dir, model.onnx_file_name)
+def quantized_output(model: OnnxModel, proto, config: ExternalDataOptions, context: PassContext,
+                      metrics: dict[str, float]) -> OnnxModel:
+    save_onnx(proto, context.output_dir, model.onnx_file_name, config)
     copy_side_files(model, context.output_dir)
     context.metrics.update(metrics)
     return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
 
 
-def _count(proto, op_types: set[str]) -> int:
+def count_ops(proto, op_types: set[str]) -> int:
     return sum(node.op_type in op_types for node in proto.graph.node)
 
 
 # ---- dynamic int8 -----------------------------------------------------------------------------
 
-class OnnxDynamicQuantizationConfig(PassConfig):
-    weight_type: Literal["QInt8", "QUInt8"] = Field("QInt8", description="The int8 type of the weights.")
+class OnnxDynamicQuantizationConfig(ExternalDataOptions):
+    weight_type: Int8Precision = Field(
+        "int8", validation_alias=AliasChoices("weight_type", "precision"),
+        description="The weights' type: int8 or uint8 (QInt8, QUInt8 accepted too).",
+    )
     op_types_to_quantize: list[str] | None = Field(
         None, description="Op types to quantize (e.g. MatMul, Gemm, Attention); default every type it supports."
     )
@@ -108,35 +131,46 @@ class OnnxDynamicQuantization(Pass[OnnxModel, OnnxDynamicQuantizationConfig]):
     Config = OnnxDynamicQuantizationConfig
 
     def run(self, model: OnnxModel, config: OnnxDynamicQuantizationConfig, context: PassContext) -> OnnxModel:
-        import onnx
-
-        proto = load_onnx(model)
-        check_node_names(proto.graph, config.nodes_to_exclude, "nodes_to_exclude")
-        excluded = [*config.nodes_to_exclude, *lora_nodes(proto.graph)]
-        quantized = context.scratch_dir / "quantized" / model.onnx_file_name
-        quantized.parent.mkdir()
-        with quiet_quantizers():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(proto, quantized, op_types_to_quantize=config.op_types_to_quantize,
-                             per_channel=config.per_channel, reduce_range=config.reduce_range,
-                             weight_type=QuantType[config.weight_type], nodes_to_exclude=excluded,
-                             use_external_data_format=True, extra_options=_dynamic_extra_options(config))
-        output = onnx.load(str(quantized))
-        return _quantized_output(model, output, context, {"quantized_nodes": _count(output, INTEGER_OPS)})
+        output = dynamic_quantized(model, config, config.weight_type, context)
+        return quantized_output(model, output, config, context, {"quantized_nodes": count_ops(output, INTEGER_OPS)})
 
 
-def _dynamic_extra_options(config: OnnxDynamicQuantizationConfig) -> dict:
-    from onnx import TensorProto
+class DynamicSettings(Protocol):
+    """The parameters quantize_dynamic reads, shared by OnnxDynamicQuantization and OnnxQuantization."""
 
+    op_types_to_quantize: list[str] | None
+    nodes_to_exclude: list[str]
+    per_channel: bool
+    reduce_range: bool
+    extra_options: dict[str, bool | int | float | str]
+
+
+def dynamic_quantized(model: OnnxModel, config: DynamicSettings, precision: str, context: PassContext):
+    """The model's graph after onnxruntime's quantize_dynamic, with `config`'s op types, nodes to exclude,
+    per_channel, reduce_range and extra_options; LoRA nodes stay float."""
+    import onnx
+
+    proto = load_onnx(model)
+    check_node_names(proto.graph, config.nodes_to_exclude, "nodes_to_exclude")
+    excluded = [*config.nodes_to_exclude, *lora_nodes(proto.graph)]
+    quantized = context.scratch_dir / "quantized" / model.onnx_file_name
+    quantized.parent.mkdir()
     # Shape inference gives contrib ops' outputs (Attention, SkipLayerNormalization of an optimized graph)
     # no type; the quantizer then needs to be told that such weights are float.
-    return {"DefaultTensorType": TensorProto.FLOAT, **config.extra_options}
+    extra_options = {"DefaultTensorType": onnx.TensorProto.FLOAT, **config.extra_options}
+    with quiet_quantizers():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(proto, quantized, op_types_to_quantize=config.op_types_to_quantize,
+                         per_channel=config.per_channel, reduce_range=config.reduce_range,
+                         weight_type=QuantType[QUANT_TYPES[precision]], nodes_to_exclude=excluded,
+                         use_external_data_format=True, extra_options=extra_options)
+    return onnx.load(str(quantized))
 
 
 # ---- n-bit weight-only ------------------------------------------------------------------------
 
-class OnnxMatMulNBitsConfig(PassConfig):
+class OnnxMatMulNBitsConfig(ExternalDataOptions):
     search_defaults = {"block_size": (32, 64, 128), "algorithm": ("RTN", "HQQ", "k_quant")}
 
     bits: Literal[4, 8] = Field(4, description="Weight bits.")
@@ -150,6 +184,7 @@ class OnnxMatMulNBitsConfig(PassConfig):
                            "optimized zero points; k_quant: llama.cpp-style weighted scale search."
     )
     nodes_to_exclude: list[str] = Field(default_factory=list, description="Node names kept in float, e.g. /lm_head/MatMul.")
+    nodes_to_include: list[str] | None = Field(None, description="Only these nodes are quantized; default all.")
     op_types_to_quantize: list[Literal["MatMul", "Gather"]] = Field(
         default=["MatMul"], description="Op types to quantize; Gather (embeddings) with RTN at 4 bits only."
     )
@@ -169,12 +204,14 @@ class OnnxMatMulNBits(Pass[OnnxModel, OnnxMatMulNBitsConfig]):
         _check_algorithm_options(config)
         proto = load_onnx(model)
         check_node_names(proto.graph, config.nodes_to_exclude, "nodes_to_exclude")
-        if "Gather" in config.op_types_to_quantize and _opset(proto) < INT4_OPSET:
+        check_node_names(proto.graph, config.nodes_to_include or [], "nodes_to_include")
+        if "Gather" in config.op_types_to_quantize and opset_of(proto) < INT4_OPSET:
             raise OlivepressError(
                 f"op_types_to_quantize: a quantized Gather holds int4 tensors, which need opset {INT4_OPSET}, but "
-                f"the model is opset {_opset(proto)}; export it at opset {INT4_OPSET} or quantize MatMul only"
+                f"the model is opset {opset_of(proto)}; export it at opset {INT4_OPSET} or quantize MatMul only"
             )
-        protected = [*lora_nodes(proto.graph), *variable_weight_nodes(proto.graph, config.op_types_to_quantize)]
+        protected = [*lora_nodes(proto.graph), *variable_weight_nodes(proto.graph, config.op_types_to_quantize),
+                     *_not_included(proto.graph, config)]
         context.logger.debug("OnnxMatMulNBits keeps %d LoRA / variable-weight nodes float", len(protected))
         with quiet_quantizers():
             from onnxruntime.quantization.matmul_nbits_quantizer import (
@@ -190,7 +227,7 @@ class OnnxMatMulNBits(Pass[OnnxModel, OnnxMatMulNBitsConfig]):
         output = quantizer.model.model
         if not any(entry.domain == "com.microsoft" for entry in output.opset_import):
             output.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))  # k_quant leaves it out
-        return _quantized_output(model, output, context, {"quantized_nodes": _count(output, NBITS_OPS)})
+        return quantized_output(model, output, config, context, {"quantized_nodes": count_ops(output, NBITS_OPS)})
 
 
 def _check_algorithm_options(config: OnnxMatMulNBitsConfig) -> None:
@@ -202,7 +239,16 @@ def _check_algorithm_options(config: OnnxMatMulNBitsConfig) -> None:
         raise OlivepressError("accuracy_level: HQQ does not set an accuracy level; use RTN or k_quant")
 
 
-def _opset(proto) -> int:
+def _not_included(graph, config: OnnxMatMulNBitsConfig) -> list[str]:
+    """With nodes_to_include, every other node of the quantized op types (onnxruntime's own option would add the
+    listed nodes to the op types instead of restricting to them)."""
+    if config.nodes_to_include is None:
+        return []
+    return [node.name for node in graph.node
+            if node.op_type in config.op_types_to_quantize and node.name not in config.nodes_to_include]
+
+
+def opset_of(proto) -> int:
     return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
 
 

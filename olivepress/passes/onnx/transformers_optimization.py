@@ -9,8 +9,9 @@ from pydantic import Field
 from olivepress.config.base import did_you_mean
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import OnnxModel
-from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.base import Pass, PassContext
 from olivepress.passes.onnx.model_files import (
+    ExternalDataOptions,
     copy_side_files,
     load_onnx,
     onnx_path,
@@ -24,7 +25,7 @@ HF_MODEL_TYPES = {
 }
 
 
-class OrtTransformersOptimizationConfig(PassConfig):
+class OrtTransformersOptimizationConfig(ExternalDataOptions):
     model_type: str | None = Field(
         None, description="The optimizer's model type (bert, gpt2, bart, t5, ...); default from the model "
                           "folder's config.json."
@@ -37,6 +38,12 @@ class OrtTransformersOptimizationConfig(PassConfig):
     only_onnxruntime: bool = Field(False, description="Run ONNX Runtime's graph optimizations only, no Python fusions.")
     float16: bool = Field(False, description="Convert the optimized model to float16.")
     keep_io_types: bool = Field(True, description="With float16: keep float32 graph inputs and outputs.")
+    force_fp32_ops: list[str] | None = Field(None, description="With float16: op types kept in float32.")
+    force_fp32_nodes: list[str] | None = Field(None, description="With float16: node names kept in float32.")
+    force_fp16_inputs: dict[str, list[int]] | None = Field(
+        None, description="With float16: inputs (by position) of these op types converted to float16 even where "
+                          "they would stay float32, e.g. {GroupNorm: [0, 1, 2]}."
+    )
     use_gpu: bool = Field(False, description="Optimize for the CUDA execution provider.")
     optimization_options: dict[str, bool | int | str] = Field(
         default_factory=dict, description="FusionOptions to set, e.g. {enable_gelu_approximation: true}."
@@ -65,9 +72,14 @@ class OrtTransformersOptimization(Pass[OnnxModel, OrtTransformersOptimizationCon
             optimization_options=options, opt_level=config.opt_level, use_gpu=config.use_gpu,
             only_onnxruntime=config.only_onnxruntime,
         )
+        float16_options = {"op_block_list": config.force_fp32_ops, "node_block_list": config.force_fp32_nodes,
+                           "force_fp16_inputs": config.force_fp16_inputs}
         if config.float16:
-            optimizer.convert_float_to_float16(keep_io_types=config.keep_io_types)
-        save_onnx(optimizer.model, context.output_dir, model.onnx_file_name)
+            optimizer.convert_float_to_float16(keep_io_types=config.keep_io_types, **float16_options)
+        elif any(value is not None for value in float16_options.values()):
+            context.logger.warning("OrtTransformersOptimization: force_fp32_ops, force_fp32_nodes and "
+                                   "force_fp16_inputs apply to the float16 conversion; float16 is off")
+        save_onnx(optimizer.model, context.output_dir, model.onnx_file_name, config)
         copy_side_files(model, context.output_dir)
         fused = {f"fused_{op}": count for op, count in optimizer.get_fused_operator_statistics().items() if count}
         context.metrics.update({"nodes_before": nodes_before, "nodes_after": len(optimizer.model.graph.node), **fused})

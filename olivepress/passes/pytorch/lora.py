@@ -14,7 +14,9 @@ from olivepress.models.loading import quantization_method, without_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.pytorch.training import (
     check_training_args,
+    chunked_loss_trainer,
     progress_callback,
+    return_freed_memory,
     training_arguments,
 )
 
@@ -98,6 +100,7 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
                 f"the input model already has an adapter ({model.adapter_path}); merge it first with MergeAdapterWeights"
             )
         self.check_base(model)
+        return_freed_memory()
         tokenizer = load_tokenizer(model.path)
         train_data, eval_data = self.datasets(config, context, tokenizer)
         args = training_arguments(
@@ -107,9 +110,10 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
         )
         transformers.set_seed(args.seed)  # the adapter's initial weights come from this seed
         peft_model = self.adapted_model(model, config, context)
-        trainer = transformers.Trainer(
+        report = progress_callback(self.name, longest_row(train_data), on_cpu=context.accelerator.device == "cpu")
+        trainer = chunked_loss_trainer(
             model=peft_model, args=args, train_dataset=train_data, eval_dataset=eval_data,
-            data_collator=PadCollator(pad_id(tokenizer)), callbacks=[progress_callback(self.name), *callbacks],
+            data_collator=PadCollator(pad_id(tokenizer)), callbacks=[report, *callbacks],
         )
         trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
         result = trainer.train()
@@ -214,8 +218,15 @@ class QLoRA(_LoRABase[QLoRAConfig]):
         device = "cuda" if context.accelerator.device == "gpu" else "cpu"
         base = load_causal_lm(model.path, config.torch_dtype, quantization_config=quantization,
                               device_map={"": device}, **without_dtype(model.load_kwargs))
-        gradient_checkpointing = bool(config.training_args.get("gradient_checkpointing", False))
-        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=gradient_checkpointing)
+        # the Trainer turns checkpointing on (activation_checkpointing, on by default) after this
+        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+
+
+def longest_row(dataset: Any) -> int:
+    """Tokens in the longest row of a tokenized datasets.Dataset (every row, when they are packed)."""
+    import pyarrow.compute as pc
+
+    return int(pc.max(pc.list_value_length(dataset.data.column("input_ids"))).as_py() or 0)
 
 
 def default_bf16(config: LoRAConfig, context: PassContext) -> bool:

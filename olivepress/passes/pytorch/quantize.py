@@ -6,6 +6,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, Field, field_validator
 
+from olivepress.config.base import ConfigModel
 from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import stored_dtype
@@ -15,9 +16,32 @@ from olivepress.quantization.groups import MIN_GROUP_SIZE, is_valid_group_size
 from olivepress.quantization.options import (
     AwqOptions,
     GptqOptions,
+    ModuleOverride,
     QuantizeOptions,
     RtnOptions,
 )
+
+MIXED_PRECISION_KEY = "mixed_precision_info"  # config.json's entry, Olive's model attribute of that name
+
+
+class OverrideConfig(ConfigModel):
+    """One module's settings in place of the pass's (Olive's `overrides` values)."""
+
+    bits: int | None = Field(None, description="Bits of this module's weights.")
+    group_size: int | None = Field(None, description="Input channels per group of this module.")
+    sym: bool | None = Field(None, validation_alias=AliasChoices("sym", "symmetric"),
+                             description="Symmetric quantization of this module (Olive writes it as `symmetric`).")
+
+    @field_validator("group_size")
+    @classmethod
+    def _group_size_fits_matmulnbits(cls, group_size: int | None) -> int | None:
+        return None if group_size is None else matmulnbits_block(group_size)
+
+
+def matmulnbits_block(group_size: int) -> int:
+    if not is_valid_group_size(group_size):
+        raise ValueError(f"group_size {group_size}: MatMulNBits needs a power of two >= {MIN_GROUP_SIZE}")
+    return group_size
 
 
 class QuantizeConfig(PassConfig):
@@ -29,19 +53,49 @@ class QuantizeConfig(PassConfig):
     bits: int = Field(4, description="Bits per weight: 4, or 8 where the checkpoint format holds it (GPTQ, RTN).")
     group_size: int = Field(
         128, description="Input channels per quantization group, a power of two >= 16. When it does not divide a "
-        "layer's in_features, the largest power of two that divides them all is used, with a warning.",
+        "layer's in_features, the largest power of two <= 32 (the GenAI builder's int4 block size) that divides them "
+        "all is used, with a warning.",
     )
     modules_to_not_convert: list[str] = Field(
         default_factory=lambda: ["lm_head"],
         description="Modules kept in float, by name or trailing name components. Only modules outside the decoder "
-        "layers qualify; remove lm_head to quantize the LM head too (round-to-nearest).",
+        "layers qualify; remove lm_head (or set lm_head: true) to quantize the LM head too (round-to-nearest).",
+    )
+    lm_head: bool = Field(False, description="Quantize the LM head too (Olive's name): lm_head leaves "
+                          "modules_to_not_convert.")
+    embeds: bool = Field(False, description="Quantize the input embeddings (Olive's name). Refused: the awq and gptq "
+                         "checkpoints hold quantized linears only, and the GenAI builder reads embed_tokens as float.")
+    overrides: dict[str, OverrideConfig] = Field(
+        default_factory=dict, description="Per module (full name, e.g. model.layers.0.mlp.down_proj): bits, "
+        "group_size, sym (or symmetric) in place of the pass's. They win over a SelectiveMixedPrecision choice, which "
+        "the pass reads from the model's config.json (mixed_precision_info, as Olive keeps it).",
     )
 
-    def options(self) -> QuantizeOptions:
-        """The quantizer's options: this config's value of each field that its options class declares."""
+    def options(self, mixed_precision: dict[str, Any] | None = None) -> QuantizeOptions:
+        """The quantizer's options: this config's value of each field that its options class declares, after
+        `mixed_precision` (a SelectiveMixedPrecision choice) as Olive merges it: its defaults replace the pass's bits,
+        group_size and sym; its overrides lie under the pass's own."""
         values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self.options_class)}
-        values["modules_to_not_convert"] = tuple(self.modules_to_not_convert)
+        values["modules_to_not_convert"] = tuple(name for name in self.modules_to_not_convert
+                                                 if not (self.lm_head and name == "lm_head"))
+        overrides: dict[str, dict[str, Any]] = {
+            name: dict(entry) for name, entry in (mixed_precision or {}).get("overrides", {}).items()}
+        for key, value in (mixed_precision or {}).get("default", {}).items():
+            values[_OLIVE_KEYS.get(key, key)] = value
+        for name, override in self.overrides.items():
+            overrides[name] = overrides.get(name, {}) | override.model_dump(exclude_none=True)
+        values["overrides"] = {name: ModuleOverride(**{str(_OLIVE_KEYS.get(k, k)): v for k, v in entry.items()})
+                               for name, entry in overrides.items()}
         return self.options_class(**values)
+
+    @field_validator("embeds")
+    @classmethod
+    def _embeddings_stay_float(cls, embeds: bool) -> bool:
+        if embeds:
+            raise ValueError("quantized input embeddings cannot be written: the awq and gptq checkpoints hold "
+                             "quantized linears only and the GenAI builder reads model.embed_tokens as float; "
+                             "set embeds: false")
+        return embeds
 
     @field_validator("bits")
     @classmethod
@@ -56,9 +110,7 @@ class QuantizeConfig(PassConfig):
     @field_validator("group_size")
     @classmethod
     def _group_size_fits_matmulnbits(cls, group_size: int) -> int:
-        if not is_valid_group_size(group_size):
-            raise ValueError(f"group_size {group_size}: MatMulNBits needs a power of two >= {MIN_GROUP_SIZE}")
-        return group_size
+        return matmulnbits_block(group_size)
 
 
 class CalibratedConfig(QuantizeConfig):
@@ -81,6 +133,10 @@ class AWQConfig(CalibratedConfig):
     apply_clip: bool = Field(
         True, validation_alias=AliasChoices("apply_clip", "clip"),
         description="Search each group's clipping range (not for q/k projections) before quantizing.",
+    )
+    gptq_rounding: bool = Field(
+        False, description="Round the scaled weights with GPTQ (error feedback through the inverse Hessian, act "
+        "order, static groups) instead of round-to-nearest; slower.",
     )
 
 
@@ -109,13 +165,15 @@ class RTNConfig(QuantizeConfig):
     sym: bool = Field(False, description="Symmetric quantization; default asymmetric with a zero point per group.")
 
 
+_OLIVE_KEYS = {"symmetric": "sym"}  # Olive's mixed_precision_info spelling -> this config's
+
 QuantizeConfigT = TypeVar("QuantizeConfigT", bound=QuantizeConfig)
 
 
 class _Quantize(Pass[HfModel, QuantizeConfigT]):
     accepts = ("hf",)
     produces = "hf"
-    version = "1"
+    version = "2"  # 2: the group-size fallback became 32 (was: the largest power of two that divides)
 
     def run(self, model: HfModel, config: QuantizeConfigT, context: PassContext) -> HfModel:
         from olivepress.models.loading import (
@@ -138,13 +196,13 @@ class _Quantize(Pass[HfModel, QuantizeConfigT]):
         if method is not None:
             raise OlivepressError(f"{model.path}: the model is already quantized (quantization_config.quant_method "
                                   f"'{method}'); {self.name} needs the float model")
-        options = config.options()
+        options = config.options(model_config.get(MIXED_PRECISION_KEY))
         load_kwargs = without_dtype(model.load_kwargs)
         rows = None
         if isinstance(config, CalibratedConfig):
-            tokenizer = load_tokenizer(model.path, **_tokenizer_kwargs(load_kwargs))
-            rows = _calibration_rows(config, context, tokenizer)
-        dtype = _model_dtype(model.load_kwargs, model_config)
+            tokenizer = load_tokenizer(model.path, **tokenizer_kwargs(load_kwargs))
+            rows = calibration_rows(config.data_config, config.num_samples, config.seq_len, context, tokenizer)
+        dtype = model_dtype(model.load_kwargs, model_config)
         context.logger.info("%s: loading %s in %s", self.name, model.path, dtype)
         torch_model = load_causal_lm(model.path, dtype, **load_kwargs).eval()
         quant_plan, group_size = plan(torch_model, options, context.logger)
@@ -174,18 +232,19 @@ class RTN(_Quantize[RTNConfig]):
     Config = RTNConfig
 
 
-def _calibration_rows(config: CalibratedConfig, context: PassContext, tokenizer: Any):
+def calibration_rows(data_config: str | None, num_samples: int, seq_len: int, context: PassContext, tokenizer: Any):
+    """Up to `num_samples` rows of `seq_len` tokens from the named data config, else the seed text."""
     from olivepress.data.container import HuggingfaceContainer, default_calibration_data
 
-    data = context.data_config(config.data_config) if config.data_config else default_calibration_data()
-    rows = HuggingfaceContainer(data).calibration_rows(tokenizer, config.num_samples, config.seq_len)
-    if rows.shape[0] < config.num_samples:
+    data = context.data_config(data_config) if data_config else default_calibration_data()
+    rows = HuggingfaceContainer(data).calibration_rows(tokenizer, num_samples, seq_len)
+    if rows.shape[0] < num_samples:
         context.logger.warning("calibration data %s holds %d sequences of %d tokens, fewer than num_samples %d",
-                               data.name, rows.shape[0], config.seq_len, config.num_samples)
+                               data.name, rows.shape[0], seq_len, num_samples)
     return rows
 
 
-def _model_dtype(load_kwargs: dict[str, Any], model_config: dict[str, Any]) -> str:
+def model_dtype(load_kwargs: dict[str, Any], model_config: dict[str, Any]) -> str:
     """The dtype load_kwargs ask for, else the one the model is stored in: quantizing never needs more than one copy."""
     for value in (load_kwargs.get("torch_dtype"), load_kwargs.get("dtype")):
         if isinstance(value, str) and value != "auto":
@@ -193,7 +252,7 @@ def _model_dtype(load_kwargs: dict[str, Any], model_config: dict[str, Any]) -> s
     return stored_dtype(model_config)
 
 
-def _tokenizer_kwargs(load_kwargs: dict[str, Any]) -> dict[str, Any]:
+def tokenizer_kwargs(load_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"trust_remote_code": True} if load_kwargs.get("trust_remote_code") else {}
 
 
