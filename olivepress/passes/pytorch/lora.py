@@ -13,6 +13,7 @@ from olivepress.models.handles import HfModel
 from olivepress.models.loading import quantization_method, without_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.pytorch.training import (
+    LARGE_STEP_TOKENS,
     check_training_args,
     chunked_loss_trainer,
     progress_callback,
@@ -100,7 +101,6 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
                 f"the input model already has an adapter ({model.adapter_path}); merge it first with MergeAdapterWeights"
             )
         self.check_base(model)
-        return_freed_memory()
         tokenizer = load_tokenizer(model.path)
         train_data, eval_data = self.datasets(config, context, tokenizer)
         args = training_arguments(
@@ -110,6 +110,8 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
         )
         transformers.set_seed(args.seed)  # the adapter's initial weights come from this seed
         peft_model = self.adapted_model(model, config, context)
+        if args.per_device_train_batch_size * longest_row(train_data) >= LARGE_STEP_TOKENS:
+            return_freed_memory()
         report = progress_callback(self.name, longest_row(train_data), on_cpu=context.accelerator.device == "cpu")
         trainer = chunked_loss_trainer(
             model=peft_model, args=args, train_dataset=train_data, eval_dataset=eval_data,
