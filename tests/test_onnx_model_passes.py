@@ -9,14 +9,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from pass_runner import run_pass
 from tiny_models import CORPUS, write_tokenizer
 
 from olivepress.config.sections import DataConfig
 from olivepress.errors import OlivepressError
-from olivepress.hardware import Accelerator
 from olivepress.hashing import digest, sha256_file
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.fixed_shape import DynamicToFixedShape
 from olivepress.passes.onnx.metadata import AddOliveMetadata
@@ -25,14 +24,6 @@ from olivepress.passes.onnx.session_tuning import OrtSessionParamsTuning
 
 pytestmark = pytest.mark.slow
 
-
-def run_pass(pass_class, model, folder: Path, data: DataConfig | None = None, **config):
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"),
-                          data_configs={data.name: data} if data else {})
-    return pass_class().run(model, pass_class.Config.model_validate(config), context), context.metrics
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper, version_converter
+from pass_runner import run_pass
 from tiny_models import write_tokenizer
 
-from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.float16 import OnnxFloatToFloat16
 from olivepress.passes.onnx.model_files import save_onnx
@@ -29,14 +28,6 @@ SHAPES = [(1, 5), (3, 11)]  # (batch, sequence): both differ from the traced exa
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-def run_pass(pass_class, model, folder: Path, **config):
-    """Run a pass directly (no engine, no cache); returns (output model, metrics)."""
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    return pass_class().run(model, pass_class.Config.model_validate(config), context), context.metrics
 
 
 def session(model: OnnxModel) -> ort.InferenceSession:

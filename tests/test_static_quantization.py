@@ -2,7 +2,6 @@
 int8/int16, QDQ and QOperator, MinMax/Entropy/Percentile, outputs within a stated tolerance of float on held-out text."""
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -10,13 +9,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from pass_runner import run_pass
 from tiny_models import CORPUS, write_tokenizer
 
 from olivepress.config.sections import DataConfig
 from olivepress.errors import OlivepressError
-from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.static_quantization import (
     OnnxQuantization,
@@ -38,14 +36,6 @@ CALIBRATION = sorted(set(CORPUS)) + [
 HELD_OUT = ["The museum opens at nine and closes late on Fridays.", "Rain all week, so we stayed in and read.",
             "Trains to the coast leave every hour.", "I cannot believe we won the final!"]
 
-
-def run_pass(pass_class, model, folder: Path, data: DataConfig | None = None, **config):
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"),
-                          data_configs={data.name: data} if data else {})
-    return pass_class().run(model, pass_class.Config.model_validate(config), context), context.metrics
 
 
 @pytest.fixture(scope="module")

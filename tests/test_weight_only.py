@@ -2,17 +2,15 @@
 
 import logging
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import version_converter
+from pass_runner import run_pass
 
-from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.mnb_to_qdq import MatMulNBitsToQDQ
 from olivepress.passes.onnx.model_files import save_onnx
@@ -25,13 +23,6 @@ from olivepress.passes.onnx.weight_only import (
 
 pytestmark = pytest.mark.slow
 
-
-def run_pass(pass_class, model, folder: Path, **config):
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    return pass_class().run(model, pass_class.Config.model_validate(config), context), context.metrics
 
 
 @pytest.fixture(scope="module")
