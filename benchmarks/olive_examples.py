@@ -6,8 +6,10 @@ ROOT (default ../shared/olive-examples) holds Olive's `examples/` folders at som
 file whose top level is a mapping with `passes`, `pass_flows`, `input_model` or `engine`. Each is validated from
 its own folder (documents name their user scripts by relative paths), as `olivepress validate` does. Prints, per
 tag: accepted / refused / crashed, the share accepted among the documents whose pass types olivepress has, and
-the refusal reasons ranked by the number of documents they occur in. `--problems` lists every refused document's
-lines; `--json` prints the counts as JSON too. docs/olive-compatibility.md holds the results.
+the refusal reasons ranked by the number of documents they occur in. A document refused only because a local file
+its example's setup script creates is missing (a model the example trains first, its data) is counted as "refused:
+local file missing", a correct refusal; the share is also given without those documents. `--problems` lists every
+refused document's lines; `--json` prints the counts as JSON too. docs/olive-compatibility.md holds the results.
 """
 
 import argparse
@@ -35,6 +37,8 @@ SUFFIXES = (".json", ".yaml", ".yml")
 # A problem line's path, made general: names the document chose, and list indexes, become '*'.
 NAMED_SECTIONS = re.compile(r"^(passes|systems|evaluators|search_space)\.[^.:\[]+")
 INDEX = re.compile(r"\[\d+\]")
+# A problem line about a local file or folder that is not there (what an example's setup script would create).
+LOCAL_MISSING = re.compile(r": (no such (file|folder)|user script .+ not found|.+ holds no model\.onnx)(\b|$)")
 NOISE = re.compile(r" \(got .*?\)$| \(did you mean '[^']*'\?\)|; (known|it has|one of)[^;]*$|, not .*$")
 
 
@@ -44,6 +48,12 @@ class Outcome:
     status: str  # accepted, refused, crashed
     passes_known: bool
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def local_file_missing(self) -> bool:
+        """Refused only because local files are missing: a correct refusal until the example's setup has run."""
+        lines = [line for line in self.problems if not line.startswith("... and ")]
+        return self.status == "refused" and bool(lines) and all(LOCAL_MISSING.search(line) for line in lines)
 
 
 def run_configs(root: Path) -> list[Path]:
@@ -106,9 +116,13 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     counts = Counter(outcome.status for outcome in outcomes)
     with_passes = [outcome for outcome in outcomes if outcome.passes_known]
     accepted = sum(outcome.status == "accepted" for outcome in with_passes)
+    missing = sum(outcome.local_file_missing for outcome in with_passes)
     return {"documents": len(outcomes), **{status: counts[status] for status in ("accepted", "refused", "crashed")},
             "with_known_passes": len(with_passes), "accepted_with_known_passes": accepted,
-            "share": round(100 * accepted / len(with_passes), 1) if with_passes else None}
+            "refused_local_file_missing": missing,
+            "share": round(100 * accepted / len(with_passes), 1) if with_passes else None,
+            "share_without_local_file_missing": round(100 * accepted / (len(with_passes) - missing), 1)
+            if len(with_passes) > missing else None}
 
 
 def ranked_reasons(outcomes: list[Outcome], only_known_passes: bool) -> list[tuple[str, int]]:
@@ -135,7 +149,8 @@ def main() -> None:
         s = summary(group)
         print(f"{name}: {s['documents']} documents: {s['accepted']} accepted, {s['refused']} refused, "
               f"{s['crashed']} crashed; among the {s['with_known_passes']} whose pass types olivepress has: "
-              f"{s['accepted_with_known_passes']} accepted ({s['share']}%)")
+              f"{s['accepted_with_known_passes']} accepted ({s['share']}%), {s['refused_local_file_missing']} refused: "
+              f"local file missing ({s['share_without_local_file_missing']}% accepted without those)")
     for title, only_known in (("refusal reasons, documents whose pass types olivepress has", True),
                               ("refusal reasons, all documents", False)):
         print(f"\n{title} (documents):")
@@ -144,7 +159,8 @@ def main() -> None:
     if args.problems:
         for outcome in every:
             if outcome.status != "accepted":
-                print(f"\n{outcome.status}: {outcome.file.relative_to(args.root)}")
+                status = "refused: local file missing" if outcome.local_file_missing else outcome.status
+                print(f"\n{status}: {outcome.file.relative_to(args.root)}")
                 print("\n".join(f"    {line}" for line in outcome.problems))
     if args.json:
         print(json.dumps({name: summary(group) for name, group in [*outcomes.items(), ("all", every)]}, indent=2))

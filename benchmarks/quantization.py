@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--seq_len", type=int, default=512)
     parser.add_argument("--group_size", type=int, default=128)
     parser.add_argument("--eval_windows", type=int, default=None, help="Evaluate on the first N windows only.")
+    parser.add_argument("--algorithms", nargs="+", choices=list(QUANTIZERS), default=list(QUANTIZERS),
+                        help="The olivepress quantizations to measure (fp32 and builder int4 always are).")
     parser.add_argument("--force", nargs="*", default=[], help="Stages to redo (fp32, builder_int4, awq, awq_gptq, gptq, rtn).")
     parser.add_argument("--child", nargs=2, metavar=("DOC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -65,8 +67,8 @@ def main() -> None:
             return {"onnx": build(work, model, name, passes)}
 
         results[name] = stage(work, name, args, build_float, eval_texts, model)
-    for algorithm, quantizer in QUANTIZERS.items():
-        quantize = {**quantizer, "group_size": args.group_size}
+    for algorithm in args.algorithms:
+        quantize = {**QUANTIZERS[algorithm], "group_size": args.group_size}
         if algorithm != "rtn":
             quantize.update(data_config="calibration", num_samples=args.num_samples, seq_len=args.seq_len)
 
@@ -190,15 +192,17 @@ def perplexity(onnx_dir: Path, model: Path, text: str, threads: int, max_windows
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(onnx_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
-    head_size = json.loads((onnx_dir / "genai_config.json").read_text())["model"]["decoder"]["head_size"]
+    decoder = json.loads((onnx_dir / "genai_config.json").read_text())["model"]["decoder"]
+    # an empty cache has no past tokens; a sliding-window layer's cache buffer must still span its window (Gemma 3)
+    sizes = {"batch_size": 1, "past_sequence_length": 0,
+             "past_sliding_length": (decoder.get("sliding_window") or {}).get("window_size", 0)}
     nll, count = 0.0, 0
     for window in windows:
         input_ids = np.array([window], dtype=np.int64)
         feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
         for graph_input in session.get_inputs():
             if graph_input.name.startswith("past_key_values"):
-                shape = [1 if d == "batch_size" else 0 if d == "past_sequence_length" else head_size if isinstance(d, str)
-                         else d for d in graph_input.shape]
+                shape = [sizes.get(d, decoder["head_size"]) if isinstance(d, str) else d for d in graph_input.shape]
                 feeds[graph_input.name] = np.zeros(shape, dtype=np.float32)
         logits = session.run(["logits"], feeds)[0][0, :-1].astype(np.float64)
         targets = input_ids[0, 1:]
@@ -226,6 +230,8 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
              "gptq": "olivepress GPTQ -> builder int4",
              "rtn": "olivepress RTN -> builder int4"}
     for key, label in names.items():
+        if key not in results:
+            continue
         row = results[key]
         cells = [f"{row['perplexity'][text]:.3f}{gap_closed(results, key, text)}" for text in texts]
         print(f"| {label} | {' | '.join(cells)} | {row['onnx_mb']} | {row.get('hf_mb', '')} | "

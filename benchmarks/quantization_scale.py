@@ -1,12 +1,15 @@
 """Time and peak memory of olivepress AWQ / GPTQ on a randomly initialised model of a real, larger shape.
 
-    python benchmarks/quantization_scale.py --shape llama-1b [--algorithms awq gptq] [--threads 2]
+    python benchmarks/quantization_scale.py --shape llama-1b [--algorithms awq gptq] [--threads 2] [--layers N]
 
 The model is written once under --work in bfloat16 safetensors shards (as checkpoints of that size ship), with
 random weights: time and memory depend on the shape, not on the values. Each quantization then runs as
 `olivepress run` in a child process with an empty cache, calibrating on the default seed text (num_samples x
-seq_len tokens), and reports the pass's wall time and the child's peak RSS (VmHWM). Quality is not measured
-here (random weights); see benchmarks/quantization.py for that.
+seq_len tokens), and reports the pass's wall time and the child's peak RSS (VmHWM). The quantizers read one
+decoder layer's weights at a time from the shards, so memory grows with the quantized layers only.
+With --layers N the model keeps only its first N decoder layers (same widths and vocabulary): the table then
+also gives the time per layer and the full model's time extrapolated from it. Quality is not measured here
+(random weights); see benchmarks/quantization.py for that.
 """
 
 import argparse
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--seq_len", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=None, help="Keep only the first N decoder layers.")
     parser.add_argument("--child", nargs=2, metavar=("DOC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -56,15 +60,21 @@ def main() -> None:
         return run_child(Path(args.child[0]), Path(args.child[1]))
 
     os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    model, parameters = random_model(args.work / "models" / args.shape, SHAPES[args.shape])
-    print(f"\n{args.shape}: {parameters / 1e9:.2f}B parameters, {folder_mb(model):.0f} MB in bfloat16; {args.threads} "
+    shape = dict(SHAPES[args.shape])
+    full_layers = shape["num_hidden_layers"]
+    if args.layers:
+        shape["num_hidden_layers"] = args.layers
+    name = f"{args.shape}-{shape['num_hidden_layers']}-layers"
+    model, parameters = random_model(args.work / "models" / name, shape)
+    print(f"\n{name}: {parameters / 1e9:.2f}B parameters, {folder_mb(model):.0f} MB in bfloat16; {args.threads} "
           f"threads; calibration {args.num_samples} x {args.seq_len} tokens of the seed text\n")
-    print("| algorithm | quantize s | peak RSS GB | HF folder MB |")
-    print("|---|---|---|---|")
+    print("| algorithm | quantize s | s per layer | extrapolated to all layers s | peak RSS GB | HF folder MB |")
+    print("|---|---|---|---|---|---|")
     for algorithm in args.algorithms:
-        measured = quantize(args, model, algorithm)
-        print(f"| {algorithm.upper()} | {measured['quantize_s']:.0f} | {measured['peak_rss_mb'] / 1024:.2f} | "
-              f"{measured['hf_mb']:.0f} |", flush=True)
+        measured = quantize(args, model, name, algorithm)
+        per_layer = measured["quantize_s"] / shape["num_hidden_layers"]
+        print(f"| {algorithm.upper()} | {measured['quantize_s']:.0f} | {per_layer:.0f} | {per_layer * full_layers:.0f} | "
+              f"{measured['peak_rss_mb'] / 1024:.2f} | {measured['hf_mb']:.0f} |", flush=True)
 
 
 def random_model(folder: Path, shape: dict) -> tuple[Path, int]:
@@ -97,8 +107,8 @@ def default_tokenizer() -> Path:
     return resolve_known_model("smollm2-135m-instruct", fetch=True)
 
 
-def quantize(args: argparse.Namespace, model: Path, algorithm: str) -> dict:
-    work = args.work / args.shape
+def quantize(args: argparse.Namespace, model: Path, name: str, algorithm: str) -> dict:
+    work = args.work / name
     cache = work / "cache" / algorithm  # emptied: the quantization must run to be measured
     shutil.rmtree(cache, ignore_errors=True)
     passes = {"q": {"type": algorithm.upper(), "num_samples": args.num_samples, "seq_len": args.seq_len}}

@@ -2,12 +2,15 @@
 per process, its functions found by name, its content hashed for cache keys.
 
 Olive's scripts often register their functions with Olive's decorators (`from olive.data.registry import
-Registry`, `@Registry.register_dataset()`). When olive-ai is not installed, the script runs with a stand-in
-`olive.data.registry` whose decorators record the name and return the function unchanged; the stand-in is
-present only while the script runs, so an installed olive-ai is never shadowed (its own decorators also return
-the function). Any other `olive` import is refused in one line.
+Registry`, `@Registry.register_dataset()`), compare a `model_framework` with `olive.constants.Framework` and
+annotate with `olive.model`'s handler classes. When olive-ai is not installed, the script runs with stand-ins:
+`olive.data.registry` whose decorators record the name and return the function unchanged, `olive.constants`
+with Olive's `Framework` values, `olive.model` with the handler names for annotations (building one is refused).
+They are present only while the script runs, so an installed olive-ai is never shadowed (its own decorators also
+return the function). Any other `olive` import is refused in one line.
 """
 
+import enum
 import hashlib
 import importlib.util
 import sys
@@ -20,7 +23,20 @@ from typing import Any
 from olivepress.errors import OlivepressError
 
 REGISTRY_MODULE = "olive.data.registry"
+OLIVE_MODEL_HANDLERS = ("OliveModelHandler", "ONNXModelHandler", "PyTorchModelHandler")
+STANDIN_MODULES = ("olive", "olive.data", REGISTRY_MODULE, "olive.constants", "olive.model")
 _LOADED: dict[tuple[Path, int, int], "UserScript"] = {}
+
+
+class Framework(enum.StrEnum):
+    """Olive's Framework (olive/constants.py): the values Olive gave a dataloader_func's model_framework."""
+
+    ONNX = "ONNX"
+    PYTORCH = "PyTorch"
+    QNN = "QNN"
+    TENSORFLOW = "TensorFlow"
+    SNPE = "SNPE"
+    OPENVINO = "OpenVINO"
 
 
 class UserScript:
@@ -90,7 +106,8 @@ def _execute(path: Path, script_dir: str | None, where: str) -> UserScript:
         if missing.split(".")[0] == "olive":
             raise OlivepressError(
                 f"{where}: {path.name} imports {missing}, a part of Olive (olive-ai) that olivepress does not provide; "
-                f"remove that import (only {REGISTRY_MODULE}'s decorators are understood) or install olive-ai"
+                f"remove that import (only {REGISTRY_MODULE}'s decorators, olive.constants.Framework and "
+                f"olive.model's handler names are understood) or install olive-ai"
             ) from None
         raise OlivepressError(f"{where}: {path.name} imports {missing}, which is not installed") from None
     except Exception as error:
@@ -101,15 +118,18 @@ def _execute(path: Path, script_dir: str | None, where: str) -> UserScript:
 
 @contextmanager
 def _olive_registry_standin(registered: dict[str, Callable]) -> Iterator[None]:
-    """A stand-in olive.data.registry while a script runs, unless olive-ai is installed."""
+    """Stand-ins of olive.data.registry, olive.constants and olive.model while a script runs, unless olive-ai is
+    installed."""
     if importlib.util.find_spec("olive") is not None:
         yield
         return
-    names = ("olive", "olive.data", REGISTRY_MODULE)
-    previous = {name: sys.modules.get(name) for name in names}
-    for name in names:
+    previous = {name: sys.modules.get(name) for name in STANDIN_MODULES}
+    for name in STANDIN_MODULES:
         sys.modules[name] = types.ModuleType(name)
     sys.modules[REGISTRY_MODULE].Registry = _registry_class(registered)  # type: ignore[attr-defined]
+    sys.modules["olive.constants"].Framework = Framework  # type: ignore[attr-defined]
+    for handler in OLIVE_MODEL_HANDLERS:
+        setattr(sys.modules["olive.model"], handler, _annotation_only(handler))
     try:
         yield
     finally:
@@ -118,6 +138,14 @@ def _olive_registry_standin(registered: dict[str, Callable]) -> Iterator[None]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+
+
+def _annotation_only(name: str) -> type:
+    def refuse(cls: type, *args: Any, **kwargs: Any) -> None:
+        raise OlivepressError(f"olive.model.{name}: olivepress names Olive's model handlers for annotations only; "
+                              "a script that builds one needs olive-ai installed")
+
+    return type(name, (), {"__new__": refuse})
 
 
 def _registry_class(registered: dict[str, Callable]) -> type:

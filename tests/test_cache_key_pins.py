@@ -17,13 +17,14 @@ FIXED_LIBRARIES = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2"
                    "onnxruntime": "1.32.0", "onnxruntime-genai": "0.18.0"}
 
 PINS = {
-    # ModelBuilder gained enable_cuda_graph, search and metadata_only (issue 14, item 4)
-    "builder": ["90b8ad0ff14f1b86f0e991c38614c5314e8ff6ce2a2c63fef2994a6af0eaafb2"],
+    # ModelBuilder version 3: tied quantized embeddings shaped for onnxruntime (issue 15); the keys with the earlier
+    # versions are the earlier pins (checked when the versions were raised)
+    "builder": ["d45e9a20745e0934fd29fe9f6a73f20b53b8d01d89d9696d5a46d57bccff972a"],
     "lora_then_builder": ["61a579aa7f89870baa5a5c2ae1f8c9d74f1e1d1f6742711ff70d1a2ed1b0f894",
-                          "7b5d15358a082054be1fde08c1eabd5e1d1a423aee45439007dcca18980b1b4a"],
-    # AWQ version 2 with its new gptq_rounding parameter (issue 17)
-    "awq_gpu": ["1d4008934c7b2658540ac6b5833d73d638e531ba7dae676cee6258b1fc3b1e18",
-                "f39771991b5351091713873ab4bffe95549f79acff442429e095cb73388026ef"],
+                          "78012176af5a1aa512804561638e4237c29da434cde9121024517bbfe5b778ed"],
+    # AWQ version 3: float matrices written in float16 (issues 15, 17)
+    "awq_gpu": ["0b8ea9246a02436d199993bf98b931419dc695e4c54251be895c2682ec7776e7",
+                "1caa2df1bf83275fed8e52558f9d71efea4745d7f1cdb7d5f65003ec61178e83"],
 }
 
 

@@ -309,15 +309,16 @@ def test_latency_reads_olives_metric_level_dataloader(tmp_path):
     from olivepress.evaluation.timing import metric_rows
 
     script = tmp_path / "user.py"
-    script.write_text("import numpy as np\n\n\ndef loader(data_dir, batch_size, length):\n"
+    script.write_text("import numpy as np\n\n\ndef loader(data_dir, batch_size, length, model_framework):\n"
+                      "    assert model_framework == 'ONNX'  # Olive's metrics pass it\n"
                       "    return [({'input_ids': np.ones((batch_size, length), dtype=np.int64)}, 0)] * 3\n",
                       encoding="utf-8")
     metric = typed_metric({"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}], "user_config": {
         "user_script": str(script), "dataloader_func": "loader", "batch_size": 2,
         "func_kwargs": {"dataloader_func": {"length": 5}}}})
     assert metric.data_config is None and not metric.reads_data()
-    rows = metric_rows(metric.user_config)
-    assert len(rows) == 3 and rows[0]["input_ids"].shape == (2, 5)
+    rows = metric_rows(metric.user_config, "ONNX")
+    assert len(rows) == 1 and rows[0]["input_ids"].shape == (2, 5)  # Olive times the first batch
     changed = typed_metric({**metric.model_dump(exclude_unset=True), "user_config": {
         **metric.user_config.model_dump(exclude_unset=True), "dataloader_func": "loader"}})
     before = changed.key_material()

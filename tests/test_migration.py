@@ -286,3 +286,28 @@ def test_olive_06_ort_perf_tuning_is_the_session_params_tuning_pass_with_its_par
     workflow = validate_document(SourceDocument(data=older, file="older.json"), PassRegistry.default())
     assert workflow.steps[0].pass_class.name == "OrtSessionParamsTuning"
     assert (workflow.steps[0].config.opt_level_list, workflow.steps[0].config.io_bind) == ([0, 99], True)
+
+
+def test_gptqmodel_is_gptq_with_its_own_defaults_and_settings_it_cannot_honour_named():
+    def gptqmodel(**settings):
+        return {"input_model": {"type": "HfModel", "model_path": "org/m"},
+                "data_configs": [{"name": "calib", "type": "HuggingfaceContainer",
+                                  "load_dataset_config": {"data_name": "org/data"}}],
+                "passes": {"q": {"type": "GptqModel", "data_config": "calib", **settings}}}
+
+    # as Olive's QNN documents write it, with a group size MatMulNBits can hold
+    workflow = _validated(gptqmodel(bits=4, group_size=64, lm_head=False, device="cuda", true_sequential=True))
+    step = workflow.steps[0]
+    assert step.pass_class.name == "GPTQ"
+    assert (step.config.group_size, step.config.sym, step.config.damp_percent) == (64, True, 0.05)
+    rewrites = {".".join(map(str, r.path)): r.message for r in migrate(gptqmodel(device="cuda")).rewrites}
+    assert rewrites["passes.q.device"] == "not read: the run's accelerator decides where GPTQ runs; removed"
+
+    with pytest.raises(DocumentError) as refused:
+        _validated(gptqmodel(group_size=-1, rotation="hadamard", dynamic={"+:.*down_proj": {"bits": 8}}))
+    lines = refused.value.problems
+    assert any("passes.q.group_size: -1 (per-channel, GptqModel's default) is not written" in line for line in lines)
+    assert any("passes.q.rotation: rotations are a pass of their own: put a QuaRot pass" in line for line in lines)
+    assert any("passes.q.dynamic: GPTQModel's per-module regex settings are not read" in line for line in lines)
+    with pytest.raises(DocumentError, match="GptqModel quantizes per channel by default"):
+        _validated(gptqmodel())

@@ -267,3 +267,43 @@ def test_olives_bert_classification_document_measures_accuracy_as_computed_by_ha
     expected_before = _hand_accuracy(_torch_classes(bert))  # the input model, measured in torch
     assert {name: before[name] for name in expected_before} == pytest.approx(expected_before)
     assert metrics["latency-avg"] > 0 and metrics["throughput-avg"] > 0
+
+
+# ---------------------------------------------------------------- Olive's pass_flows
+
+LLAMA2_INT4_FLOW = "conversion_merged-transformers_optimization_fp32-blockwise_quant_int4"
+
+
+def _cpu_flows(document: dict) -> None:
+    """The flows Olive runs on the CPU: its OrtTransformersOptimization refuses float16 on CPUExecutionProvider
+    (validate_config: 'does not support float16 very well'), so Olive skips the fp16 flow there."""
+    document["pass_flows"] = [flow for flow in document["pass_flows"] if "transformers_optimization_fp16" not in flow]
+
+
+@pytest.mark.slow
+def test_olives_llama2_pass_flow_converts_with_a_kv_cache_and_quantizes_to_int4(tmp_path, monkeypatch, cli, one_thread):
+    """llama2_multiep/config_cpu.json: OnnxConversion with past key/values (io_config kv_cache), fp32 optimization,
+    int4 MatMulNBits, timed by the user script's dataloader_func for prompt and token generation. Llama-2-7b's
+    stand-in keeps its shape: as many KV heads as heads (the script sizes its past tensors so)."""
+    from tiny_models import write_tiny_decoder
+
+    example = Example("v0.6.0/llama2/notebook/llama2_multiep/config_cpu.json", "v0.6.0/llama2/notebook/llama2_multiep",
+                      [], shrink=_cpu_flows)
+    run_from = _copy(example, tmp_path)
+    hub = HubStandin()
+    hub.publish("meta-llama/Llama-2-7b-hf", write_tiny_decoder(tmp_path / "tiny-llama2", "llama", num_key_value_heads=4))
+    monkeypatch.chdir(run_from)
+    with hub.serving(monkeypatch, tmp_path / "hf"):
+        code, out, err = cli("run", "--config", "config_cpu.json")
+    assert code == 0, err
+    output = run_from / "models" / "llama2_cpu" / "meta-llama" / "Llama-2-7b-hf"
+    assert json.loads((output / "footprint.json").read_text(encoding="utf-8"))["pass_flows"] == [LLAMA2_INT4_FLOW]
+    footprint = json.loads((output / LLAMA2_INT4_FLOW / "footprint.json").read_text(encoding="utf-8"))
+    assert [step["type"] for step in footprint["passes"]] == [
+        "OnnxConversion", "OrtTransformersOptimization", "OnnxMatMulNBits"]
+    metrics = footprint["output_model"]["metrics"]
+    assert sorted(metrics) == ["latency_prompt_processing-avg", "latency_token_generation-avg"]
+    assert all(value > 0 for value in metrics.values())
+    graph = onnx.load(str(output / LLAMA2_INT4_FLOW / "model" / "model.onnx"), load_external_data=False).graph
+    assert any(node.op_type == "MatMulNBits" for node in graph.node)
+    assert [value.name for value in graph.input][3:5] == ["past_key_values.0.key", "past_key_values.0.value"]

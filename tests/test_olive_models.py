@@ -133,6 +133,41 @@ def test_an_hf_models_io_config_shapes_its_export(tiny_llama, tmp_path):
     assert [dim.dim_param for dim in graph.input[0].type.tensor_type.shape.dim] == ["rows", "tokens"]
 
 
+@pytest.mark.slow
+def test_kv_cache_io_config_exports_past_key_values_of_a_causal_lm(tiny_llama, tmp_path):
+    """Olive 0.6's llama2 io_config: kv_cache true, a mask 32 tokens longer than the ids in the example."""
+    import onnxruntime as ort
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    axes = {"input_ids": {"0": "batch_size", "1": "sequence_length"},
+            "attention_mask": {"0": "batch_size", "1": "total_sequence_length"},
+            "position_ids": {"0": "batch_size", "1": "sequence_length"}}
+    model = HfModel(tiny_llama, io_config={
+        "input_names": ["input_ids", "attention_mask", "position_ids"], "output_names": ["logits"],
+        "input_shapes": [[2, 8], [2, 40], [2, 8]], "input_types": ["int32", "int32", "int32"], "dynamic_axes": axes,
+        "kv_cache": True})
+    OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+    session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [value.name for value in session.get_inputs()]
+    assert names[3:] == [f"past_key_values.{n}.{kind}" for n in range(2) for kind in ("key", "value")]
+    assert [value.name for value in session.get_outputs()][1:3] == ["present.0.key", "present.0.value"]
+    torch_model = AutoModelForCausalLM.from_pretrained(tiny_llama, attn_implementation="eager").eval()
+    generator = torch.Generator().manual_seed(0)
+    for past, length in ((0, 5), (6, 1)):  # prompt processing, then token generation
+        ids = torch.randint(3, 300, (2, length), generator=generator)
+        kv = [torch.randn(2, 2, past, 16, generator=generator) for _ in range(4)]  # 2 KV heads of 16
+        mask, positions = torch.ones(2, past + length, dtype=torch.int64), torch.arange(past, past + length).expand(2, -1)
+        feeds = {"input_ids": ids.int().numpy(), "attention_mask": mask.int().numpy(),
+                 "position_ids": positions.int().numpy(), **{name: t.numpy() for name, t in zip(names[3:], kv, strict=True)}}
+        logits, present_key = session.run(["logits", "present.0.key"], feeds)
+        with torch.no_grad():
+            cache = DynamicCache(ddp_cache_data=[(kv[0], kv[1]), (kv[2], kv[3])], config=torch_model.config)
+            expected = torch_model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                   past_key_values=cache).logits
+        assert present_key.shape == (2, 2, past + length, 16)
+        np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4)
+
+
 def test_kv_cache_io_config_is_refused_at_export(script, tmp_path):
     model = PyTorchModel(model_script=script, model_loader="load_scale", io_config={
         "input_names": ["features"], "input_shapes": [[2, 4]], "input_types": ["float32"],

@@ -8,20 +8,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from test_quantized_embeddings import write_tied_llama
 
 from olivepress.passes.registry import PassRegistry
 
 RECIPES = Path(__file__).parent.parent / "workflows" / "olive-recipes"
-# Olive's CPU int4 recipe quantizes the input embeddings (rtn embeds: true), which no checkpoint olivepress writes can
-# hold, so it is kept with the test documents, not the runnable workflows
-REFUSED_RECIPE = Path(__file__).parent / "olive_examples" / "olive-recipes" / "smollm2-cpu-int4-selective-mixed.json"
+CPU_INT4 = "smollm2-cpu-int4-selective-mixed.json"
+# the same recipe as Olive writes it, kept with Olive's other documents
+CPU_INT4_FIXTURE = Path(__file__).parent / "olive_examples" / "olive-recipes" / CPU_INT4
 
 
-def test_the_cpu_int4_recipe_is_refused_in_one_line_for_its_quantized_embeddings(cli):
-    code, _, err = cli("validate", "--config", REFUSED_RECIPE)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert ("selective-mixed.json:11: passes.r.embeds: quantized input embeddings cannot be written: the awq and gptq "
-            "checkpoints hold quantized linears only") in err
+def test_the_cpu_int4_recipe_and_its_fixture_hold_the_same_passes():
+    fixture, recipe = (json.loads(path.read_text()) for path in (CPU_INT4_FIXTURE, RECIPES / CPU_INT4))
+    assert recipe["passes"] == fixture["passes"]
+    assert list(recipe["passes"]) == ["s", "g", "r", "m", "t"]
 
 
 def on_tiny_model(recipe: str, model: Path, tmp_path: Path) -> dict:
@@ -76,3 +76,59 @@ def test_npu_qdq_recipe_runs(tiny_llama, tmp_path, write_doc, cli):
     # measured 6.7e-4 of the largest logit: the same int4 weights; the L2 norm leaves out RMSNorm's epsilon, and
     # onnxruntime fuses each DequantizeLinear + MatMul back into a MatMulNBits of its own
     assert np.abs(step_logits(built) - expected).max() < 5e-3 * np.abs(expected).max()
+
+
+@pytest.fixture(scope="module")
+def tiny_tied_llama(tmp_path_factory) -> Path:
+    return write_tied_llama(tmp_path_factory.mktemp("models") / "tiny-tied-llama")
+
+
+def fixture_on_tiny_model(model: Path, tmp_path: Path) -> dict:
+    """The fixture copy with the tiny model, its own folders, and fewer, shorter calibration rows."""
+    document = json.loads(CPU_INT4_FIXTURE.read_text())
+    document["input_model"]["model_path"] = str(model)
+    document["engine"] |= {"cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    for name in ("s", "g"):
+        document["passes"][name] |= {"num_samples": 8, "seq_len": 64}
+    return document
+
+
+@pytest.mark.slow
+def test_cpu_int4_recipe_runs_with_8_bit_tied_embeddings_and_generates(tiny_tied_llama, tmp_path, write_doc, cli):
+    import torch
+
+    from olivepress.quantization.checkpoint import load_quantized
+    from olivepress.runtime.generate import GenAIModel, GenerationOptions
+
+    document = fixture_on_tiny_model(tiny_tied_llama, tmp_path)
+    code, out, err = cli("run", "--config", write_doc(document))
+    assert code == 0, err
+    assert "TieWordEmbeddings 0" in out  # the builder already shares the table: nothing left to tie
+    built = tmp_path / "out" / "model"
+    proto = onnx.load(str(built / "model.onnx"), load_external_data=False)
+    nodes = {node.name: node for node in proto.graph.node}
+    bits = {name: next(a.i for a in node.attribute if a.name == "bits") for name, node in nodes.items()
+            if node.op_type in ("MatMulNBits", "GatherBlockQuantized")}
+    gather, head = nodes["/model/embed_tokens/GatherBlockQuantized"], nodes["/lm_head/MatMulNBits"]
+    assert bits.pop(gather.name) == 8 and bits.pop(head.name) == 8
+    assert set(bits.values()) == {4, 8} and list(bits.values()).count(4) > len(bits) / 2  # ratio 0.65 at 4 bits
+    # tied: the embedding gathers from the head's codes, scales and zero points; no float table is stored
+    assert nodes[gather.input[0].removesuffix("/output_0")].input[0] == head.input[1]
+    assert gather.input[2:4] == head.input[2:4]
+    initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
+    assert [len(initializers[name].dims) for name in gather.input[2:4]] == [2, 2]
+    assert not [name for name in initializers if "embed_tokens" in name]
+
+    quantized = fixture_on_tiny_model(tiny_tied_llama, tmp_path)
+    quantized["passes"] = {name: quantized["passes"][name] for name in ("s", "g", "r")}
+    quantized["engine"]["output_dir"] = str(tmp_path / "hf")
+    code, _, err = cli("run", "--config", write_doc(quantized, "hf.json"))
+    assert code == 0, err
+    model = load_quantized(tmp_path / "hf" / "model", torch.float32)
+    with torch.no_grad():
+        expected = model(torch.tensor([[5, 17, 42, 99, 7, 12]])).logits.numpy()
+    # measured 1.0% of the largest logit: MatMulNBits's accuracy_level 4 quantizes the activations to int8
+    assert np.abs(step_logits(built) - expected).max() < 0.03 * np.abs(expected).max()
+
+    tokens = list(GenAIModel(built).tokens("What's a must-see in Paris?", GenerationOptions(max_length=48)))
+    assert 0 < len(tokens) and all(0 <= token < 320 for token in tokens)

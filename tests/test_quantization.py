@@ -57,8 +57,9 @@ def stats_of(x: torch.Tensor) -> InputStats:
 # ---------------------------------------------------------------- options, built by the pass configs
 
 CALIBRATION_FIELDS = {"data_config", "num_samples", "seq_len"}  # the pass reads them; the quantizers get the rows
-# lm_head folds into modules_to_not_convert; embeds is refused when true (tests/test_quantize_overrides.py)
-FOLDED_FIELDS = {"lm_head", "embeds"}
+# lm_head folds into modules_to_not_convert; embeds is the pass's (tests/test_quantized_embeddings.py); Olive 0.6's
+# pack_model_for_onnx_conversion is accepted with a warning and changes nothing
+FOLDED_FIELDS = {"lm_head", "embeds", "pack_model_for_onnx_conversion"}
 
 
 def test_each_pass_config_builds_its_algorithms_options_with_the_documented_defaults():
@@ -339,11 +340,21 @@ def quantize_tiny(model_dir: Path, out: Path, algorithm: str, **config) -> nn.Mo
     rows = torch.randint(3, 300, (8, 32), generator=torch.Generator().manual_seed(0))
     quantize_model(model, options, quant_plan, group_size, rows, torch.device("cpu"))
     save_quantized(model, model_dir, out, quantization_config(options, group_size, {}))
+    return as_stored(model)
+
+
+def as_stored(model: nn.Module) -> nn.Module:
+    """`model` with its float32 matrices rounded to float16, as save_quantized writes them."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dtype == torch.float32 and parameter.dim() >= 2:
+                parameter.copy_(parameter.half().float())
     return model
 
 
 def dequantized_reference(float_dir: Path, quantized: nn.Module) -> nn.Module:
-    """The float model with each quantized linear's weight replaced by QuantLinear.dequantize(): plain F.linear."""
+    """The float model with each quantized linear's weight replaced by QuantLinear.dequantize(): plain F.linear;
+    its other weights are the quantized model's (AWQ folds scales into the norms; the folder holds them in float16)."""
     from transformers import AutoModelForCausalLM
 
     reference = AutoModelForCausalLM.from_pretrained(float_dir).eval()
@@ -351,9 +362,22 @@ def dequantized_reference(float_dir: Path, quantized: nn.Module) -> nn.Module:
         for name, module in quantized.named_modules():
             if isinstance(module, QuantLinear):
                 reference.get_submodule(name).weight.copy_(module.dequantize())
-            elif isinstance(module, nn.RMSNorm) or type(module).__name__.endswith("RMSNorm"):
-                reference.get_submodule(name).weight.copy_(module.weight)  # AWQ folds scales into the norms
+        for name, parameter in quantized.named_parameters():
+            reference.get_parameter(name).copy_(parameter)
     return reference
+
+
+def test_float_tensors_are_stored_in_float16_and_quantized_ones_as_they_were(tiny_llama, tmp_path):
+    from safetensors import safe_open
+
+    quantize_tiny(tiny_llama, tmp_path / "q", "rtn")
+    with safe_open(tmp_path / "q" / "model.safetensors", "pt") as weights:
+        dtypes = {name: weights.get_tensor(name).dtype for name in weights.keys()}
+    assert {dtypes[name] for name in ("model.embed_tokens.weight", "lm_head.weight")} == {torch.float16}
+    assert {dtypes[name] for name in ("model.norm.weight", "model.layers.0.input_layernorm.weight")} == {torch.float32}
+    assert {dtype for name, dtype in dtypes.items() if name.endswith(("qweight", "qzeros", "g_idx"))} == {torch.int32}
+    assert {dtype for name, dtype in dtypes.items() if name.endswith("scales")} == {torch.float16}
+    assert load_quantized(tmp_path / "q", torch.float32).model.embed_tokens.weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize("algorithm", ["rtn", "awq", "gptq"])

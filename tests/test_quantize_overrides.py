@@ -7,6 +7,7 @@ import logging
 import pytest
 import torch
 from pydantic import ValidationError
+from test_quantization import as_stored
 
 from olivepress.errors import OlivepressError
 from olivepress.passes.pytorch.quantize import AWQConfig, GPTQConfig, RTNConfig
@@ -36,7 +37,7 @@ def quantize(model_dir, out, config):
     quant_plan, group_size = plan(model, options, logger)
     quantize_model(model, options, quant_plan, group_size, ROWS, torch.device("cpu"))
     save_quantized(model, model_dir, out, quantization_config(options, group_size, {}))
-    return model
+    return as_stored(model)
 
 
 def float_model(model_dir):
@@ -122,10 +123,11 @@ def test_lm_head_true_quantizes_the_lm_head():
     assert RTNConfig().options().modules_to_not_convert == ("lm_head",)
 
 
-def test_embeds_true_is_refused_in_one_line():
-    with pytest.raises(ValidationError, match="quantized input embeddings cannot be written: the awq and gptq "
-                                              "checkpoints hold quantized linears only"):
+def test_embeds_true_needs_the_lm_head_quantized_in_one_line():
+    with pytest.raises(ValidationError, match="a quantized input embedding is stored as the tied LM head's table, so "
+                                              "the LM head must be quantized too: set lm_head: true"):
         RTNConfig(embeds=True)
+    assert RTNConfig(embeds=True, lm_head=True).embeds and RTNConfig(embeds=True, modules_to_not_convert=[]).embeds
 
 
 @pytest.mark.parametrize("config,message", [

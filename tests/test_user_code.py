@@ -37,14 +37,41 @@ def test_olive_decorated_functions_are_found_by_name_and_by_registered_name(tmp_
     assert "olive" not in sys.modules  # the stand-in is gone once the script has run
 
 
+FRAMEWORK_SCRIPT = """
+from olive.constants import Framework
+from olive.model import PyTorchModelHandler
+
+
+def dataloader(data_dir, batch_size, model_framework=Framework.PYTORCH):
+    return [model_framework == Framework.ONNX, str(Framework.PYTORCH)]
+
+
+def dummy_inputs(model: PyTorchModelHandler):
+    return PyTorchModelHandler(model_path=model)
+"""
+
+
+def test_olives_framework_and_handler_names_are_there_while_a_script_runs(tmp_path):
+    script = tmp_path / "llama2_user_script.py"
+    script.write_text(FRAMEWORK_SCRIPT, encoding="utf-8")
+    loaded = load_script(str(script))
+    assert loaded.function("dataloader", "here")(None, 1, model_framework="ONNX") == [True, "PyTorch"]
+    assert loaded.function("dataloader", "here")(None, 1) == [False, "PyTorch"]
+    with pytest.raises(OlivepressError, match="^olive.model.PyTorchModelHandler: olivepress names Olive's model "
+                                              "handlers for annotations only; a script that builds one needs olive-ai"):
+        loaded.function("dummy_inputs", "here")("m.pt")
+    assert "olive.constants" not in sys.modules and "olive.model" not in sys.modules
+
+
 def test_other_olive_imports_are_refused_in_one_line(tmp_path):
-    script = tmp_path / "olive_model.py"
-    script.write_text("from olive.model import PyTorchModelHandler\n", encoding="utf-8")
+    script = tmp_path / "olive_workflows.py"
+    script.write_text("from olive.workflows import run\n", encoding="utf-8")
     with pytest.raises(OlivepressError) as error:
         load_script(str(script), where="data_configs.d.user_script")
     assert str(error.value) == (
-        "data_configs.d.user_script: olive_model.py imports olive.model, a part of Olive (olive-ai) that olivepress "
-        "does not provide; remove that import (only olive.data.registry's decorators are understood) or install olive-ai"
+        "data_configs.d.user_script: olive_workflows.py imports olive.workflows, a part of Olive (olive-ai) that "
+        "olivepress does not provide; remove that import (only olive.data.registry's decorators, "
+        "olive.constants.Framework and olive.model's handler names are understood) or install olive-ai"
     )
 
 

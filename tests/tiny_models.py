@@ -78,3 +78,29 @@ def write_tiny_bert(folder: Path, num_labels: int = 2, seed: int = 0) -> Path:
                 parameter.normal_(0, 0.3)
     model.save_pretrained(folder)
     return folder
+
+
+def write_tiny_decoder(folder: Path, model_type: str, seed: int = 0, **config) -> Path:
+    """A random causal LM of transformers `model_type` with its tokenizer, saved in fp32: 2 layers, 4 heads over 2 KV
+    heads, hidden 96 and intermediate 192 unless `config` says otherwise (96 = 12 * 8 and its head size 24 = 12 * 2:
+    neither a power of two)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = write_tokenizer(folder)
+    settings = dict(
+        vocab_size=vocab, hidden_size=96, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **(settings | config)))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("norm.weight"):  # norms near one but not one, so that fusing them is exercised
+                parameter.uniform_(0.5, 1.5)
+            else:
+                parameter.normal_(0, 0.2)
+    model.save_pretrained(folder)
+    return folder

@@ -1,9 +1,17 @@
 """Base classes for the typed sections of a workflow document."""
 
 import difflib
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
@@ -18,6 +26,19 @@ class ConfigModel(BaseModel):
     """A section of the document: unknown keys are errors that name the key and the closest known one."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+    # Fields added after documents were cached (a pass's parameter read for Olive's documents): left out of the dump,
+    # and so of the pass's cache key, while they hold their default, so that documents that do not set them keep
+    # their keys.
+    added_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_added_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not self.added_fields or not isinstance(data, dict):
+            return data
+        fields = type(self).model_fields
+        return {key: value for key, value in data.items() if key not in self.added_fields
+                or getattr(self, key) != fields[key].get_default(call_default_factory=True)}
 
     @classmethod
     def keys_of_fields(cls) -> dict[str, str]:

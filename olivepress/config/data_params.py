@@ -37,6 +37,10 @@ class LoadDatasetParams(ConfigModel):
         False, description="Read the split as a stream (datasets' streaming): only the rows used (pre-processing's "
         "max_samples) are fetched."
     )
+    col_filters: dict[str, str | int | float] | None = Field(
+        None, description="Olive's row filter: keep only the rows whose columns hold these values, e.g. "
+        "{language: en}."
+    )
 
 
 class PreProcessParams(ConfigModel):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from olivepress.config.data_params import DataloaderParams, LoadDatasetParams, PreProcessParams
-from olivepress.config.sections import EngineConfig, InputModelConfig, SystemConfig
+from olivepress.config.sections import EngineConfig, InputModelConfig, MetricConfig, SystemConfig
 from olivepress.config.source import DocPath
 from olivepress.hardware import device_of
 
@@ -63,6 +63,8 @@ OLD_KEYS: dict[tuple[str, str], tuple[str, str]] = {
 }
 # A value a template leaves for its generator to fill in: `<model_name_placeholder>`, `<<str: model_path>>`.
 PLACEHOLDER = re.compile(r"<<\s*[^<>|]+>>|<[A-Za-z][\w: ]{4,}>")
+# The AzureML workspace's details in azureml_client: each may also come from the environment or a config.json.
+AZUREML_CLIENT_DETAILS = ("subscription_id", "resource_group", "workspace_name", "keyvault_name")
 # Olive's system types that olivepress does not run: type -> (the Olive versions, what it does and what to do instead).
 REFUSED_SYSTEMS = {
     "Docker": ("Olive 0.2+", "runs the passes in a container it builds, which olivepress does not start: run "
@@ -84,8 +86,24 @@ _SEARCHABLE = "the pass's default search values in a search, else its default; l
 DEFAULT_MARKERS = {"DEFAULT_VALUE": _DEFAULT, "DEFAULT": _DEFAULT,
                    "SEARCHABLE_VALUES": _SEARCHABLE, "DEFAULT_SEARCH": _SEARCHABLE}
 # Olive's older pass names -> olivepress's.
-PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "OnnxMatMul4Quantizer": "OnnxMatMulNBits",
-              "OrtPerfTuning": "OrtSessionParamsTuning"}
+PASS_TYPES = {"AutoAWQQuantizer": "AWQ", "GptqQuantizer": "GPTQ", "GptqModel": "GPTQ",
+              "OnnxMatMul4Quantizer": "OnnxMatMulNBits", "OrtPerfTuning": "OrtSessionParamsTuning"}
+# GptqModel's (GPTQModel library) settings that olivepress's GPTQ has no use for: key -> why it is dropped.
+GPTQMODEL_DROPPED = {
+    "device": "the run's accelerator decides where GPTQ runs",
+    "damp_auto_increment": "olivepress's GPTQ raises the damping itself when a Hessian is not positive definite",
+    "static_groups": "olivepress's GPTQ fixes the groups' scales up front with desc_act (static groups)",
+    "true_sequential": "olivepress's GPTQ takes the inputs of a layer's linears in one pass of the layer (not one "
+                       "linear after another), then feeds the quantized layer's outputs to the next layer",
+}
+# GptqModel's defaults where olivepress's GPTQ has others: a document that leaves them out means these.
+GPTQMODEL_DEFAULTS = {"sym": True, "damp_percent": 0.05}
+# GptqModel's settings that olivepress's GPTQ does not honour: key -> what to do instead.
+GPTQMODEL_REFUSED = {
+    "dynamic": "GPTQModel's per-module regex settings are not read: give per-module bits/group_size/sym in overrides",
+    "rotation": "rotations are a pass of their own: put a QuaRot pass (rotate_mode hadamard or random) before GPTQ",
+    "mse": "GPTQModel's MSE scale search is not done: leave it out (olivepress's GPTQ clips by apply_clip)",
+}
 # Parameters an older Olive (or transformers) spelled differently: older key -> current key. A name that
 # current Olive still writes is a pydantic alias of its field instead, and is read without a rewrite.
 LORA_RENAMES = {"lora_r": "r", "lora_alpha": "alpha"}
@@ -111,6 +129,12 @@ PASS_ENTRY_KEYS = {
 }
 PASS_EVALUATOR = ("a pass's own evaluator (Olive 0.2+) scores its stage of a pass-by-pass search, and the output of a "
                   "pass flow it ends; olivepress scores those with engine.evaluator: set that instead")
+# Olive 0.2-0.6's pass-level data: the pass types that called a `dataloader_func` of the pass's user_script (as
+# olivepress names them), and the keys of that call.
+DATALOADER_PASSES = ("OnnxStaticQuantization", "OnnxQuantization", "OrtSessionParamsTuning")
+DATALOADER_KEYS = ("user_script", "script_dir", "data_dir", "dataloader_func", "dataloader_func_kwargs", "batch_size")
+# Metric types whose dataloader_func olivepress reads as it is (evaluation.timing): the others' becomes a data config.
+TIMING_METRICS = ("latency", "throughput")
 MANAGED_ENVIRONMENT = ("an environment Olive builds from requirements_file (olive_managed_env, Olive 0.6) is not "
                        "built by olivepress: create it (python -m venv, pip install -r the file, olivepress) and give "
                        "its python_environment_path")
@@ -241,10 +265,29 @@ def _canonical(value: Any, names: list[str]) -> Any:
 # ---- rules -----------------------------------------------------------------------------------------
 
 def _placeholders(doc: dict, note: _Recorder) -> None:
-    """A template's placeholder is not a value: one line each, instead of what the value is not."""
-    for path, value in _strings(doc, ()):
-        if PLACEHOLDER.fullmatch(value.strip()):
+    """A template's placeholder is not a value: one line each, instead of what the value is not. In the AzureML
+    workspace's details it is a warning: the details are read only when a run reaches the workspace."""
+    for path, value in list(_strings(doc, ())):
+        if not PLACEHOLDER.fullmatch(value.strip()):
+            continue
+        if path[:1] == ("azureml_client",) and len(path) == 2 and path[1] in AZUREML_CLIENT_DETAILS:
+            del doc["azureml_client"][path[1]]
+            note.rewrite(path, f"'{value}' is a template's placeholder; removed: a run that reaches the AzureML "
+                               "workspace takes it from the environment (AZUREML_*) or config.json, and stops in one "
+                               "line naming where to set it when none has it")
+        elif _is_aml_compute(doc, path):
+            note.rewrite(path, f"'{value}' is a template's placeholder, kept: a run on this system stops at it, before "
+                               "anything is submitted (not an AzureML compute name); write the compute's name")
+        else:
             note.problem(path, f"'{value}' is a template's placeholder, not filled in: write the value", (path,))
+
+
+def _is_aml_compute(doc: dict, path: DocPath) -> bool:
+    """Whether `path` is the aml_compute of an AzureML system (flat or under config)."""
+    if len(path) not in (3, 4) or path[0] != "systems" or path[-1] != "aml_compute" or path[2:-1] not in ((), ("config",)):
+        return False
+    system = _mapping(doc["systems"]).get(str(path[1]))
+    return isinstance(system, dict) and str(system.get("type")).lower() == "azureml"
 
 
 def _strings(value: Any, path: DocPath) -> typing.Iterator[tuple[DocPath, str]]:
@@ -270,6 +313,22 @@ def _spellings(doc: dict, note: _Recorder) -> None:
     model = doc.get("input_model")
     if isinstance(model, dict) and "type" in model:
         model["type"] = _canonical(model["type"], _type_names(InputModelConfig))
+    for evaluator_name, evaluator in _mapping(doc.get("evaluators")).items():
+        metrics = _mapping(evaluator).get("metrics")
+        for index, metric in enumerate(metrics if isinstance(metrics, list) else []):
+            if isinstance(metric, dict) and isinstance(metric.get("user_config", {}), dict):
+                _metric_user_keys(metric, ("evaluators", evaluator_name, "metrics", index), note)
+
+
+def _metric_user_keys(metric: dict, place: DocPath, note: _Recorder) -> None:
+    """Olive's metric is a nested config of its user_config: a key beside `type` that the metric itself does not
+    have belongs to user_config (`inference_settings` written at the metric's level)."""
+    for key in [key for key in metric if key not in MetricConfig.model_fields]:
+        user = metric.setdefault("user_config", {})
+        if key in user:
+            continue  # given in both places: validation names the metric-level one
+        user[key] = metric.pop(key)
+        note.moved((*place, "user_config", key), (*place, key))
 
 
 def _input_model(doc: dict, note: _Recorder) -> None:
@@ -466,7 +525,8 @@ def _data_configs(doc: dict, note: _Recorder) -> None:
         load = data.get("load_dataset_config")
         if isinstance(load, dict):
             params, where = (load["params"], ("params",)) if isinstance(load.get("params"), dict) else (load, ())
-            _rewrite_resource(params, "data_files", (*place, "load_dataset_config", *where, "data_files"), note)
+            for key in ("data_files", "data_dir"):
+                _rewrite_resource(params, key, (*place, "load_dataset_config", *where, key), note)
         pre = data.get("pre_process_data_config")
         if isinstance(pre, dict):
             params, where = (pre["params"], ("params",)) if isinstance(pre.get("params"), dict) else (pre, ())
@@ -545,6 +605,10 @@ def _passes(doc: dict, note: _Recorder) -> None:
             note.rewrite(("passes", name, "type"), f"{old_type} is now {entry['type']}")
             if old_type == "AutoAWQQuantizer":
                 _autoawq_params(holder, place, note)
+            if old_type == "GptqModel":
+                _gptqmodel_params(holder, place, note)
+        if entry.get("type") == "ExtractAdapters" and "make_inputs" in holder:
+            _make_inputs(holder, place, note)
         if entry.get("type") not in LORA_TYPES:
             continue
         _rename(holder, LORA_RENAMES, place, note)
@@ -554,6 +618,94 @@ def _passes(doc: dict, note: _Recorder) -> None:
         training = holder.get("training_args")
         if isinstance(training, dict):
             _training_args(training, (*place, "training_args"), note)
+
+
+def _dataloader_funcs(doc: dict, note: _Recorder) -> None:
+    """Olive 0.2-0.6 read data on a pass or a metric through `dataloader_func` of `user_script`, called as
+    func(data_dir, batch_size, **kwargs); each becomes a data config whose dataloader is called so (call: data_dir),
+    named by the pass or metric."""
+    if not isinstance(doc.get("data_configs", []), list):
+        return
+    for name, entry in _mapping(doc.get("passes")).items():
+        if isinstance(entry, dict) and entry.get("type") in DATALOADER_PASSES:
+            holder, place = _holder(entry, ("passes", name))
+            if isinstance(holder.get("dataloader_func"), str):
+                _to_data_config(doc, holder, place, f"{name}_data", note)
+    for evaluator_name, evaluator in _mapping(doc.get("evaluators")).items():
+        metrics = _mapping(evaluator).get("metrics")
+        for index, metric in enumerate(metrics if isinstance(metrics, list) else []):
+            if not isinstance(metric, dict):
+                continue
+            user = _mapping(metric.get("user_config"))
+            if isinstance(user.get("data_dir"), dict):
+                _rewrite_resource(user, "data_dir", ("evaluators", evaluator_name, "metrics", index, "user_config",
+                                                     "data_dir"), note)
+            reads_own_data = metric.get("type") in TIMING_METRICS or (metric.get("type") == "custom"
+                                                                       and "evaluate_func" in user)
+            if isinstance(user.get("dataloader_func"), str) and not reads_own_data:
+                place = ("evaluators", evaluator_name, "metrics", index)
+                _to_data_config(doc, metric, place, f"{evaluator_name}_{metric.get('name', index)}_data", note,
+                                user=user)
+
+
+def _to_data_config(doc: dict, owner: dict, place: DocPath, name: str, note: _Recorder,
+                    user: dict | None = None) -> None:
+    """Move the dataloader_func keys of a pass (`owner` holds them) or of a metric's `user` config into a new data
+    config, and name it in the owner's data_config. A metric keeps its user_script for its other functions."""
+    holder, where = (user, (*place, "user_config")) if user is not None else (owner, place)
+    if owner.get("data_config") is not None:
+        others = tuple((*where, key) for key in DATALOADER_KEYS if key in holder and key != "dataloader_func")
+        note.refuse(holder, (*where, "dataloader_func"), "dataloader_func",
+                    "Olive 0.2-0.6's dataloader_func is given beside data_config; keep one", covers=others)
+        return
+    names = {item.get("name") for item in doc.get("data_configs", []) if isinstance(item, dict)}
+    while name in names:
+        name += "_"
+    data: dict[str, Any] = {"name": name, "type": "DataContainer"}
+    index = len(doc.setdefault("data_configs", []))
+    target = ("data_configs", index)
+    moved = {"user_script": (*target, "user_script"), "script_dir": (*target, "script_dir"),
+             "data_dir": (*target, "load_dataset_config", "params", "data_dir"),
+             "dataloader_func": (*target, "dataloader_config", "type"),
+             "batch_size": (*target, "dataloader_config", "params", "batch_size")}
+    kwargs_key = "dataloader_func_kwargs"
+    if user is not None:  # a metric: its functions' keyword arguments are under func_kwargs
+        kwargs_key = "func_kwargs"
+    keep_script = user is not None and any(key in holder for key in ("post_processing_func", "metric_func"))
+    for key, new in moved.items():
+        if key not in holder:
+            continue
+        value = holder[key] if key in ("user_script", "script_dir") and keep_script else holder.pop(key)
+        _put(data, new[2:], value)
+        note.moved(new, (*where, key))
+    kwargs = holder.get(kwargs_key)
+    if user is not None:
+        kwargs = _mapping(kwargs).get("dataloader_func")
+        if kwargs is not None:
+            holder["func_kwargs"].pop("dataloader_func")
+            if not holder["func_kwargs"]:
+                del holder["func_kwargs"]
+    elif isinstance(kwargs, dict):
+        holder.pop(kwargs_key)
+    for key, value in _mapping(kwargs).items():
+        _put(data, ("dataloader_config", "params", key), value)
+        written = (*where, "func_kwargs", "dataloader_func", key) if user is not None else (*where, kwargs_key, key)
+        note.moved((*target, "dataloader_config", "params", key), written)
+    data["dataloader_config"]["call"] = "data_dir"
+    doc["data_configs"].append(data)
+    load = _mapping(data.get("load_dataset_config"))
+    if "params" in load:
+        _rewrite_resource(load["params"], "data_dir", (*target, "load_dataset_config", "params", "data_dir"), note)
+    owner["data_config"] = name
+    note.moved((*place, "data_config"), (*where, "dataloader_func"))
+    note.rewrite((*where, "dataloader_func"), f"Olive 0.2-0.6's dataloader_func became data config '{name}', "
+                                              "which calls it as Olive did: func(data_dir, batch_size, **kwargs)")
+
+
+def _put(holder: dict, path: tuple, value: Any) -> None:
+    for key in path[:-1]:
+        holder = holder.setdefault(key, {})
+    holder[path[-1]] = value
 
 
 def _pass_evaluators(doc: dict, note: _Recorder) -> None:
@@ -585,6 +737,20 @@ def _pass_evaluators(doc: dict, note: _Recorder) -> None:
         note.rewrite(place, f"the last pass's evaluator scores the output, as in Olive: engine.evaluator {value}")
 
 
+def _make_inputs(holder: dict, place: DocPath, note: _Recorder) -> None:
+    """Olive 0.6's ExtractAdapters made the LoRA weights graph inputs (make_inputs: true, its default) or kept them as
+    initializers in external data (false); olivepress's ExtractAdapters always makes them inputs."""
+    if holder["make_inputs"] is True:
+        del holder["make_inputs"]
+        note.rewrite((*place, "make_inputs"), "true is what ExtractAdapters does (the LoRA weights become inputs); "
+                                              "removed")
+    elif holder["make_inputs"] is False:
+        note.refuse(holder, (*place, "make_inputs"), "make_inputs",
+                    "false (Olive 0.6: the adapter weights stay initializers, in external data) is not written by "
+                    "olivepress's ExtractAdapters, which makes them inputs; for a model with the adapter folded in, "
+                    "merge it before the export (MergeAdapterWeights)")
+
+
 def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
     _rename(holder, AUTOAWQ_RENAMES, place, note)
     if "zero_point" in holder and isinstance(holder["zero_point"], bool):
@@ -594,6 +760,31 @@ def _autoawq_params(holder: dict, place: DocPath, note: _Recorder) -> None:
     if str(holder.get("version", "")).lower() == "gemm":
         del holder["version"]
         note.rewrite((*place, "version"), "gemm is the layout olivepress writes; removed")
+
+
+def _gptqmodel_params(holder: dict, place: DocPath, note: _Recorder) -> None:
+    """GptqModel (Olive's pass over the GPTQModel library) means GPTQ: its settings as olivepress's GPTQ reads them.
+    Its default group_size is -1 (one group per output channel), which MatMulNBits cannot hold."""
+    if holder.get("group_size", -1) == -1:
+        if "group_size" in holder:
+            note.refuse(holder, (*place, "group_size"), "group_size", "-1 (per-channel, GptqModel's default) is not "
+                        "written by olivepress: MatMulNBits quantizes in groups; give group_size 32, 64 or 128")
+        else:
+            note.problem((*place, "type"), "GptqModel quantizes per channel by default (group_size -1), which "
+                         "olivepress does not write: MatMulNBits quantizes in groups; give group_size 32, 64 or 128")
+    for key, value in GPTQMODEL_DEFAULTS.items():
+        if key not in holder:
+            holder[key] = value
+            note.rewrite((*place, "type"), f"GptqModel's default {key} {str(value).lower()} written out")
+    for key, why in GPTQMODEL_DROPPED.items():
+        if key in holder:
+            del holder[key]
+            note.rewrite((*place, key), f"not read: {why}; removed")
+    for key, instead in GPTQMODEL_REFUSED.items():
+        if holder.get(key) not in (None, 0, 0.0):
+            note.refuse(holder, (*place, key), key, instead)
+        else:
+            holder.pop(key, None)
 
 
 def _training_args(training: dict, place: DocPath, note: _Recorder) -> None:
@@ -645,4 +836,4 @@ def _auto_optimizer(doc: dict, note: _Recorder) -> None:
 
 
 RULES: tuple[Rule, ...] = (_placeholders, _spellings, _top_level, _input_model, _systems, _engine, _data_configs, _passes,
-                           _pass_evaluators)
+                           _dataloader_funcs, _pass_evaluators)

@@ -102,9 +102,10 @@ class IoConfig(ConfigModel):
     dynamic_axes: dict[str, dict[int, str]] | None = Field(
         None, description="Symbolic axes by input/output name, e.g. {input_ids: {0: batch, 1: sequence}}."
     )
-    kv_cache: bool = Field(
-        False, description="Olive's past key/value inputs; OnnxConversion does not add them (ModelBuilder writes "
-        "graphs with a KV cache), so true is refused when the model is exported."
+    kv_cache: bool | dict[str, Any] = Field(
+        False, description="Olive's past key/value inputs, true or a mapping of their names and axes (ort_past_key_name, "
+        "...). With true, OnnxConversion of a Hugging Face causal LM adds past_key_values.N.key/value inputs and "
+        "present.N.key/value outputs; a mapping, or a PyTorchModel, is refused when the model is exported."
     )
 
     @model_validator(mode="after")
@@ -306,7 +307,7 @@ class DataComponentConfig(ConfigModel):
         # a wrap validator, so that the flat keys are gathered before the unknown-key check sees them
         if not isinstance(data, dict):
             return handler(data)
-        flat = {key: value for key, value in data.items() if key not in ("type", "params")}
+        flat = {key: value for key, value in data.items() if key not in cls.model_fields}
         if not flat:
             return handler(data)
         params = dict(data.get("params") or {})
@@ -314,7 +315,7 @@ class DataComponentConfig(ConfigModel):
             if key in params:
                 raise ValueError(f"'{key}' is given both flat and under 'params'")
             params[key] = value
-        return handler({**({"type": data["type"]} if "type" in data else {}), "params": params})
+        return handler({**{key: value for key, value in data.items() if key in cls.model_fields}, "params": params})
 
 
 class LoadDatasetComponent(DataComponentConfig):
@@ -334,11 +335,26 @@ class PreProcessComponent(DataComponentConfig):
 
 
 class DataloaderComponent(DataComponentConfig):
+    added_fields = ("call",)  # out of the data's fingerprint while it is "records"
+
     type: str | None = Field(
         None, description="default_dataloader (the built-in, the default), or a function of user_script called as "
         "func(records, **params) that returns an iterable of batches."
     )
     params: DataloaderParams = Field(default_factory=DataloaderParams, description="How rows are batched.")
+    call: Literal["records", "data_dir"] = Field(
+        "records", description="How a function of user_script is called. records: func(records, **params). "
+        "data_dir: as Olive 0.2-0.6 called a pass's or metric's dataloader_func, func(data_dir, batch_size, "
+        "**other params), data_dir being load_dataset_config's (None without one), and, when a model is evaluated "
+        "or timed, model_framework='ONNX' or 'PyTorch' as a keyword too (Olive's metrics passed it). Migrating "
+        "dataloader_func writes this."
+    )
+
+    @model_validator(mode="after")
+    def _call_names_a_function(self) -> "DataloaderComponent":
+        if self.call == "data_dir" and self.type in BUILTIN_COMPONENTS["dataloader_config"]:
+            raise ValueError("call: data_dir calls a dataloader function of user_script; name it in type")
+        return self
 
 
 class PostProcessComponent(DataComponentConfig):

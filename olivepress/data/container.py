@@ -14,6 +14,7 @@ from olivepress.config.data_params import (
     check_eval_size,
 )
 from olivepress.config.sections import DataConfig
+from olivepress.data.batches import as_row, batches_of, graph_feed
 from olivepress.data.classification import Batch, classification_batches
 from olivepress.data.files import (
     FILE_FORMATS,
@@ -58,6 +59,7 @@ class HuggingfaceContainer:
         a hub dataset's snapshot, downloaded unless cached."""
         params = self.load_params
         if (function := self.user_function("load_dataset_config")) is not None:
+            self.local_data_dir()
             return function(**params.model_dump(exclude_unset=True))
         if params.data_name is None:
             raise OlivepressError(f"data_configs.{self.config.name}: {self.config.type} makes no records to load")
@@ -83,8 +85,19 @@ class HuggingfaceContainer:
         return datasets.Dataset.from_list(list(rows.take(limit) if limit is not None else rows))
 
     def records(self):
-        """The rows after loading and pre-processing (a user function's, else the first max_samples)."""
-        return self._limited(self.load_dataset())
+        """The rows after loading, col_filters and pre-processing (a user function's, else the first max_samples)."""
+        return self._limited(self._filtered(self.load_dataset()))
+
+    def _filtered(self, rows):
+        """The rows whose columns hold load_dataset_config's col_filters values (all rows without them)."""
+        filters = self.load_params.col_filters
+        if not filters or self.config.user_function("load_dataset_config") is not None:
+            return rows  # a loader function of user_script is given col_filters among its params
+        missing = [name for name in filters if name not in rows.column_names]
+        if missing:
+            raise OlivepressError(f"data_configs.{self.config.name}.load_dataset_config.params.col_filters: the data "
+                                  f"has no column '{missing[0]}'; its columns are {', '.join(rows.column_names)}")
+        return rows.filter(lambda row: all(row[name] == value for name, value in filters.items()))
 
     def user_function(self, field: str) -> Callable | None:
         """The user_script function the component `field` names (run in this, the pass's, process), or None."""
@@ -94,6 +107,39 @@ class HuggingfaceContainer:
         assert self.config.user_script is not None  # the data config's validator demands it
         where = f"data_configs.{self.config.name}.{field}.type"
         return load_script(self.config.user_script, self.config.script_dir, where).function(name, where)
+
+    def local_data_dir(self) -> str | None:
+        """load_dataset_config's data_dir, which a function of user_script reads; an AzureML datastore path (written
+        by Olive as an azureml_datastore resource) is not fetched for it."""
+        data_dir = self.load_params.data_dir
+        if data_dir is not None and data_dir.startswith("azureml:"):
+            raise OlivepressError(f"data_configs.{self.config.name}.load_dataset_config.params.data_dir: {data_dir} is "
+                                  "an AzureML datastore path, which olivepress does not download for a function of "
+                                  "user_script; download it (az storage blob download-batch) and give the local folder")
+        return data_dir
+
+    def user_batches(self, records: Any = None, model_framework: str | None = None) -> Any:
+        """What the dataloader function of user_script returns: func(records, **params), or, with call: data_dir,
+        func(data_dir, batch_size, **other params) as Olive 0.2-0.6 called a dataloader_func (model_framework, the
+        evaluated model's 'ONNX' or 'PyTorch', as a keyword too when given: Olive's metrics passed it)."""
+        function = self.user_function("dataloader_config")
+        assert function is not None, "user_batches: the data config names no dataloader function"
+        component = self.config.dataloader_config
+        params = component.params.model_dump(exclude_unset=True)
+        if component.call == "records":
+            return function(records, **params)
+        batch_size = params.pop("batch_size", DataloaderParams.model_fields["batch_size"].default)
+        if model_framework is not None:
+            params["model_framework"] = model_framework
+        return function(self.local_data_dir(), batch_size, **params)
+
+    def graph_feeds(self, inputs: dict[str, Any], model_framework: str | None = None) -> list[dict[str, Any]]:
+        """The dataloader function's batches as feeds of an ONNX graph whose inputs (name: numpy type) are `inputs`
+        (a calibration reader it returns is read to its end)."""
+        records = self.load_dataset() if self.config.user_function("load_dataset_config") else None
+        where = f"data_configs.{self.config.name}.dataloader_config"
+        return [graph_feed(as_row(batch), inputs, where)
+                for batch in batches_of(self.user_batches(records, model_framework))]
 
     def _load_files(self, params: LoadDatasetParams):
         import datasets

@@ -13,7 +13,7 @@ from olivepress.user_code import script_digest
 
 # Options added after data fingerprints were first published: while a document leaves them unset they stay out, so
 # that the data of existing documents keeps its fingerprint (and the passes reading it their cache keys).
-LATER_OPTIONS = {"load_dataset_config": ("streaming", "trust_remote_code"),
+LATER_OPTIONS = {"load_dataset_config": ("streaming", "trust_remote_code", "col_filters"),
                  "pre_process_data_config": ("label_col", "padding", "align_labels", "labels_to_filter")}
 
 

@@ -40,7 +40,7 @@ ENTRY_FILE = "entry.json"
 ENTRY_FORMAT = 1
 ENTRY_PREFIX = "entry:"  # a path relative to the entry folder, the only kind of path an entry names
 INPUTS_FOLDER = "inputs"  # where publish puts the folders a pass output names outside its staging folder
-MODEL_TYPES = ("HfModel", "OnnxModel")
+MODEL_TYPES = ("HfModel", "OnnxModel", "CompositeModel")
 
 
 class DamagedEntry(ValueError):
@@ -332,6 +332,7 @@ def _decode_paths(config: dict[str, Any], entry_folder: Path) -> dict[str, Any]:
             decoded[key] = str(_entry_path(entry_folder, key, value))
     names = {"onnx_file_name": config.get("onnx_file_name")} | {f"adapters.{name}": file for name, file in
                                                                  (config.get("adapters") or {}).items()}
+    names |= {f"model_components.{name}": file for name, file in (config.get("model_components") or {}).items()}
     for name, file in names.items():
         if file is not None and not _inside(Path(decoded["model_path"]) / str(file), entry_folder):
             raise DamagedEntry(f"{name} {file!r} resolves outside the entry")

@@ -113,7 +113,7 @@ def check_plan(workflow: Workflow) -> None:
     """Each pass must accept what the step before it makes. (The search space's own checks, which cover
     the values a search tries, run when the document is loaded.)"""
     for _, steps in workflow.flows():
-        problem = chain_problem(workflow.config.input_model.kind, steps)
+        problem = chain_problem(workflow.config.input_model.kind, steps, workflow.config.engine.evaluator)
         if problem is not None:
             raise OlivepressError(f"{format_path(problem.path)}: {problem.message}")
 

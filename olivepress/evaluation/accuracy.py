@@ -17,6 +17,7 @@ from olivepress.evaluation.classification import (
     options,
     torch_metric,
 )
+from olivepress.evaluation.forward import onnx_settings, unread_settings
 from olivepress.evaluation.generation import GenerationUserConfig
 from olivepress.evaluation.metrics import MeasureContext
 from olivepress.log import logger
@@ -38,7 +39,8 @@ class AccuracyUserConfig(GenerationUserConfig):
         "returning the predictions; default the data config's post-processing."
     )
     inference_settings: dict[str, Any] | None = Field(
-        None, description="Olive's ONNX Runtime session settings; accepted, not read (a warning says so)."
+        None, description="Olive's inference settings by framework; an ONNX model's session takes those under onnx "
+        "(execution_provider, provider_options, session_options). Others are accepted with a warning."
     )
     io_bind: bool = Field(False, description="Olive's ONNX Runtime I/O binding; accepted, not read.")
 
@@ -137,14 +139,16 @@ def measure_classification(metric: AccuracyMetricConfig, model: ModelHandle, dat
     from olivepress.evaluation.inference import run_inference
 
     user = metric.user_config
-    if user.inference_settings or user.io_bind:
-        logger.warning("metric %s: user_config inference_settings and io_bind are accepted from the Olive document "
-                       "but not read (sessions use the accelerator's execution provider)", metric.name)
+    unread = unread_settings(user.inference_settings, user.io_bind, model)
+    if unread:
+        logger.warning("metric %s: user_config %s accepted from the Olive document but not used by olivepress",
+                       metric.name, ", ".join(unread))
     post = None
     if user.post_processing_func is not None and user.user_script is not None:
         post = load_script(user.user_script, user.script_dir, "user_config.user_script").function(
             user.post_processing_func, "user_config.post_processing_func")
-    output, targets = run_inference(model, data_config, context.accelerator, post)
+    output, targets = run_inference(model, data_config, context.accelerator, post,
+                                    onnx_settings(user.inference_settings))
     preds, logits, labels = output.preds.numpy(), output.logits, targets.numpy()
     backend = metric.backend or "torch_metrics"
     values = {}

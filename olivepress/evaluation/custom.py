@@ -17,6 +17,7 @@ from olivepress.user_code import load_script, script_digest, script_path
 
 
 class CustomUserConfig(ConfigModel):
+    added_fields = ("data_dir", "batch_size")  # out of evaluation keys while unset
     user_script: str = Field(description="A Python file (relative to the current directory, else to script_dir) or "
                              "an importable module.")
     script_dir: str | None = Field(None, description="A folder put on sys.path while user_script runs.")
@@ -32,6 +33,13 @@ class CustomUserConfig(ConfigModel):
         "(post-processed) and logits, torch tensors joined over the data. It returns a number or a dict."
     )
     metric_func_kwargs: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments.")
+    data_dir: str | None = Field(
+        None, description="Olive 0.2-0.6's call of evaluate_func: with data_dir or batch_size set, evaluate_func is "
+        "called as Olive called it, func(model, data_dir, batch_size, device, execution_providers, "
+        "**evaluate_func_kwargs) (device 'cpu' or 'gpu', execution_providers a list of one); model is olivepress's "
+        "HfModel, OnnxModel or PyTorchModel, not Olive's handler."
+    )
+    batch_size: int | None = Field(None, gt=0, description="Given to evaluate_func in Olive 0.2-0.6's call (see data_dir).")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -79,7 +87,13 @@ def measure(metric: CustomMetricConfig, model: ModelHandle, data_config: DataCon
             context: MeasureContext) -> dict[str, float]:
     user, sub_types = metric.user_config, [sub.name for sub in metric.sub_types]
     if user.evaluate_func is not None:
-        result = _function(user, user.evaluate_func, "evaluate_func")(model, data_config, **user.evaluate_func_kwargs)
+        function = _function(user, user.evaluate_func, "evaluate_func")
+        if {"data_dir", "batch_size"} & user.model_fields_set:  # Olive 0.2-0.6's call
+            accelerator = context.accelerator
+            result = function(model, _local(user.data_dir), user.batch_size, accelerator.device,
+                              [accelerator.execution_provider], **user.evaluate_func_kwargs)
+        else:
+            result = function(model, data_config, **user.evaluate_func_kwargs)
     else:
         from olivepress.evaluation.inference import run_inference
 
@@ -96,6 +110,13 @@ def measure(metric: CustomMetricConfig, model: ModelHandle, data_config: DataCon
     if missing:
         raise OlivepressError(f"user_config.{field}: {name} returned no number for '{missing[0]}'")
     return {name: float(result[name]) for name in sub_types}
+
+
+def _local(data_dir: str | None) -> str | None:
+    if data_dir is not None and data_dir.startswith("azureml:"):
+        raise OlivepressError(f"user_config.data_dir: {data_dir} is an AzureML datastore path, which olivepress does "
+                              "not download for evaluate_func; download it and give the local folder")
+    return data_dir
 
 
 def _function(user: CustomUserConfig, name: str, field: str) -> Any:

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from olivepress.config.sections import DataConfig
+from olivepress.data.batches import Row, as_row, batches_of
 from olivepress.errors import OlivepressError
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel, single_model
 
-Row = dict[str, np.ndarray]
 NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
                "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
 
@@ -38,10 +38,9 @@ def input_rows(model: ModelHandle, data_config: DataConfig) -> list[Row]:
     container = HuggingfaceContainer(data_config)
     if data_config.is_dummy():
         return dummy_rows(data_config)
-    if (dataloader := container.user_function("dataloader_config")) is not None:
+    if data_config.user_function("dataloader_config") is not None:
         records = container.load_dataset() if data_config.user_function("load_dataset_config") else None
-        params = data_config.dataloader_config.params.model_dump(exclude_unset=True)
-        return user_rows(dataloader(records, **params))
+        return user_rows(container.user_batches(records, model_framework(model)))
     if isinstance(model, PyTorchModel) or model.path is None:
         raise OlivepressError(f"data_configs.{data_config.name}: a PyTorchModel has no tokenizer to make token rows "
                               "with; give a dummy container or a dataloader function of user_script")
@@ -55,6 +54,11 @@ def input_rows(model: ModelHandle, data_config: DataConfig) -> list[Row]:
     return [{name: np.array([row[name]], dtype=np.int64) for name in row if name != "labels"} for row in rows]
 
 
+def model_framework(model: ModelHandle) -> str:
+    """Olive's name of the model's framework, which its metrics gave a dataloader_func."""
+    return "ONNX" if isinstance(model, OnnxModel) else "PyTorch"
+
+
 def dummy_rows(data_config: DataConfig) -> list[Row]:
     """Olive's transformers dummy rows: batch 1, token ids 1, a mask over past + current tokens, positions after
     the past ones; past key/values are made per graph input (their shapes are the graph's)."""
@@ -66,8 +70,8 @@ def dummy_rows(data_config: DataConfig) -> list[Row]:
     return [dict(row, past_seq_len=np.array(past)) for _ in range(params.max_samples)]
 
 
-def user_rows(batches: Any) -> list[Row]:
-    return [as_row(batch) for batch in batches]
+def user_rows(batches: Any, limit: int | None = None) -> list[Row]:
+    return [as_row(batch) for batch in batches_of(batches, limit)]
 
 
 def ones_rows(names: list[str], shapes: list[list[int]], types: list[str] | None) -> list[Row]:
@@ -102,40 +106,23 @@ def model_io_rows(model: ModelHandle) -> list[Row]:
     return ones_rows(io_config["input_names"], io_config["input_shapes"], io_config.get("input_types"))
 
 
-def as_row(batch: Any) -> Row:
-    """A batch as Olive's dataloaders give it: inputs, or (inputs, labels); inputs a dict, a tuple or a tensor."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and not _is_array(batch[0]):
-        batch = batch[0]
-    if isinstance(batch, dict):
-        return {str(name): _numpy(value) for name, value in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return {str(index): _numpy(value) for index, value in enumerate(batch)}
-    return {"0": _numpy(batch)}
-
-
-def _is_array(value: Any) -> bool:
-    return hasattr(value, "shape")
-
-
-def _numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-
-
 class OnnxRunner:
     """An onnxruntime session fed from rows: the graph's inputs by name (else by position), empty-valued past
     key/values where the graph takes them."""
 
-    def __init__(self, model: OnnxModel, accelerator: Accelerator):
+    def __init__(self, model: OnnxModel, accelerator: Accelerator, settings: dict[str, Any] | None = None):
         import onnxruntime as ort
 
         graph = model.path / model.onnx_file_name
         if not graph.is_file():
             raise OlivepressError(f"{model.path}: no {model.onnx_file_name} in this ONNX model folder")
         available = ort.get_available_providers()
-        providers = list(dict.fromkeys(p for p in (accelerator.execution_provider, "CPUExecutionProvider")
-                                       if p in available))
+        providers: list[Any] = list(dict.fromkeys(p for p in (accelerator.execution_provider, "CPUExecutionProvider")
+                                                  if p in available))
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if settings:
+            providers = session_settings(settings, options, available)
         self.session = ort.InferenceSession(str(graph), options, providers=providers)
         self.inputs = self.session.get_inputs()
         config_file = model.path / "genai_config.json"
@@ -200,15 +187,87 @@ class TorchRunner:
         with torch.no_grad():
             if all(name.isdigit() for name in feeds):
                 return self.network(*feeds.values())
-            return self.network(**feeds)
+            return self.network(**self._with_cache(feeds))
+
+    def _with_cache(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        """Olive's dataloaders give a causal LM's past as a list of (key, value) per layer, one (layers, 2, batch,
+        heads, past, head size) array as a row; transformers takes a Cache, made anew per call as the model extends
+        it."""
+        past = feeds.get("past_key_values")
+        if past is None or past.dim() != 6:
+            return feeds
+        from transformers import DynamicCache
+
+        cache = DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in past], config=self.network.config)
+        return {**feeds, "past_key_values": cache}
+
+
+def session_settings(settings: dict[str, Any], options: Any, available: list[str]) -> list[Any]:
+    """Olive's ONNX inference settings (a metric's user_config.inference_settings.onnx) applied to `options`: its
+    session_options (intra_op_num_threads, inter_op_num_threads, execution_mode, graph_optimization_level,
+    extra_session_config, enable_profiling); the providers its execution_provider names (with provider_options)."""
+    import onnxruntime as ort
+
+    where = "user_config.inference_settings.onnx"
+    unknown = sorted(set(settings) - {"execution_provider", "provider_options", "session_options"})
+    if unknown:
+        raise OlivepressError(f"{where}: unknown key '{unknown[0]}'; it has execution_provider, provider_options, "
+                              "session_options")
+    for key, value in (settings.get("session_options") or {}).items():
+        if key == "extra_session_config":
+            for name, entry in value.items():
+                options.add_session_config_entry(name, str(entry))
+        elif key in ("execution_mode", "graph_optimization_level"):
+            setattr(options, key, _ort_enum(ort.ExecutionMode if key == "execution_mode" else ort.GraphOptimizationLevel,
+                                            value, f"{where}.session_options.{key}"))
+        elif key in ("intra_op_num_threads", "inter_op_num_threads", "enable_profiling"):
+            setattr(options, key, value)
+        else:
+            raise OlivepressError(f"{where}.session_options: unknown option '{key}'")
+    named = settings.get("execution_provider")
+    names = [named] if isinstance(named, str) else list(named or [])
+    providers = [entry if isinstance(entry, str) else tuple(entry) for entry in names]
+    missing = [name for name in (p if isinstance(p, str) else p[0] for p in providers) if name not in available]
+    if missing:
+        raise OlivepressError(f"{where}.execution_provider: {missing[0]} is not available in this onnxruntime "
+                              f"(it has {', '.join(available)})")
+    if settings.get("provider_options"):
+        providers = [(name, dict(extra)) for name, extra in zip(providers, settings["provider_options"], strict=True)]
+    return providers or ["CPUExecutionProvider"]
+
+
+def unread_settings(inference_settings: dict[str, Any] | None, io_bind: bool, model: ModelHandle) -> list[str]:
+    """The parts of Olive's inference settings that olivepress does not use for `model`: I/O binding (host arrays are
+    fed), and the settings of another framework than an ONNX model's."""
+    unread = ["io_bind"] if io_bind else []
+    used = "onnx" if isinstance(model, OnnxModel) else None
+    return unread + [f"inference_settings.{key}" for key in inference_settings or {} if key != used]
+
+
+def _ort_enum(enum: Any, value: Any, where: str) -> Any:
+    """An onnxruntime enum member by its name (ORT_PARALLEL) or number (1; a level of 99 is ORT_ENABLE_ALL)."""
+    members = dict(enum.__members__)
+    found = members.get(value) if isinstance(value, str) else next(
+        (member for member in members.values() if int(member) == value), None)
+    if found is None:
+        raise OlivepressError(f"{where}: {value!r} is none of {', '.join(members)}")
+    return found
+
+
+def onnx_settings(inference_settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ONNX part of Olive's inference_settings, which is keyed by framework ({onnx: {...}})."""
+    return (inference_settings or {}).get("onnx")
 
 
 def forward_seconds(model: ModelHandle, rows: list[Row], accelerator: Accelerator, warmup: int,
-                    repeat: int) -> tuple[list[float], int]:
-    """Seconds of each timed forward (cycling through the rows, after `warmup` untimed ones) and the rows per batch."""
+                    repeat: int, settings: dict[str, Any] | None = None) -> tuple[list[float], int]:
+    """Seconds of each timed forward (cycling through the rows, after `warmup` untimed ones) and the rows per batch;
+    `settings`: Olive's ONNX inference settings for the session."""
     if not rows:
         raise OlivepressError("the data makes no rows of model inputs")
-    runner = OnnxRunner(model, accelerator) if isinstance(model, OnnxModel) else TorchRunner(model, accelerator)
+    model = single_model(model, "evaluation")
+    runner = OnnxRunner(model, accelerator, settings) if isinstance(model, OnnxModel) \
+        else TorchRunner(model, accelerator)
     feeds = [runner.feeds(row) for row in rows]
     for number in range(warmup):
         runner(feeds[number % len(feeds)])

@@ -10,7 +10,7 @@ from pydantic import Field
 from olivepress.config.base import ConfigModel
 from olivepress.errors import OlivepressError
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel, single_model
 
 
 class GenerationUserConfig(ConfigModel):
@@ -105,6 +105,7 @@ class GenAIGenerator(Generator):
 
 
 def open_generator(model: ModelHandle, accelerator: Accelerator) -> Generator:
+    model = single_model(model, "generation")
     if isinstance(model, PyTorchModel):
         raise OlivepressError("a PyTorchModel has no tokenizer to generate with; time it with latency on a dummy "
                               "container or a dataloader of user_script")

@@ -9,10 +9,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from olivepress.config.sections import DataConfig
+from olivepress.data.batches import Row, as_row
 from olivepress.errors import OlivepressError
-from olivepress.evaluation.forward import OnnxRunner, Row, TorchRunner, as_row
+from olivepress.evaluation.forward import OnnxRunner, TorchRunner, model_framework
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import ModelHandle, OnnxModel, PyTorchModel
+from olivepress.models.handles import ModelHandle, OnnxModel, PyTorchModel, single_model
 
 
 class ModelOutput(NamedTuple):
@@ -78,11 +79,10 @@ def labelled_batches(model: ModelHandle, data_config: DataConfig) -> list[tuple[
     from olivepress.data.container import HuggingfaceContainer
 
     container = HuggingfaceContainer(data_config)
-    if (dataloader := container.user_function("dataloader_config")) is not None:
+    if data_config.user_function("dataloader_config") is not None:
         loads = data_config.user_function("load_dataset_config") or container.load_params.data_name
-        params = data_config.dataloader_config.params.model_dump(exclude_unset=True)
-        return [_labelled(batch, number) for number, batch in
-                enumerate(dataloader(container.records() if loads else None, **params))]
+        batches = container.user_batches(container.records() if loads else None, model_framework(model))
+        return [_labelled(batch, number) for number, batch in enumerate(batches)]
     if isinstance(model, PyTorchModel) or model.path is None:
         raise OlivepressError(f"data_configs.{data_config.name}: a PyTorchModel has no tokenizer to make labelled "
                               "rows with; give a dataloader function of user_script that yields (inputs, labels)")
@@ -105,15 +105,19 @@ def _labelled(batch: Any, number: int) -> tuple[Row, np.ndarray]:
 
 
 def run_inference(model: ModelHandle, data_config: DataConfig, accelerator: Accelerator,
-                  post_function: Callable | None = None) -> tuple[ModelOutput, Any]:
-    """The predictions and raw outputs over the data, and its labels (torch tensors, joined along rows)."""
+                  post_function: Callable | None = None,
+                  settings: dict[str, Any] | None = None) -> tuple[ModelOutput, Any]:
+    """The predictions and raw outputs over the data, and its labels (torch tensors, joined along rows); `settings`:
+    Olive's ONNX inference settings for the session."""
     import torch
 
     post = post_processing(data_config, post_function)
     batches = labelled_batches(model, data_config)
     if not batches:
         raise OlivepressError(f"data_configs.{data_config.name}: the data makes no batches")
-    runner = OnnxRunner(model, accelerator) if isinstance(model, OnnxModel) else TorchRunner(model, accelerator)
+    model = single_model(model, "evaluation")
+    runner = OnnxRunner(model, accelerator, settings) if isinstance(model, OnnxModel) \
+        else TorchRunner(model, accelerator)
     preds, logits, targets = [], [], []
     for inputs, labels in batches:
         output = _as_torch(runner, runner(runner.feeds(inputs)))

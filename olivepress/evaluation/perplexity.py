@@ -10,7 +10,7 @@ from olivepress.config.sections import DataConfig, MetricConfig, MetricKind
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.metrics import MeasureContext
 from olivepress.hardware import Accelerator
-from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel
+from olivepress.models.handles import HfModel, ModelHandle, OnnxModel, PyTorchModel, single_model
 from olivepress.progress import progress
 
 
@@ -31,6 +31,7 @@ def measure(metric: PerplexityMetricConfig, model: ModelHandle, data_config: Dat
     from olivepress.data.container import HuggingfaceContainer
     from olivepress.models.loading import load_tokenizer
 
+    model = single_model(model, "perplexity")
     if isinstance(model, PyTorchModel):
         raise OlivepressError("perplexity needs the model's tokenizer, which a PyTorchModel does not have; export it "
                               "or evaluate the Hugging Face model it comes from")

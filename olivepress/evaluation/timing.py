@@ -12,8 +12,11 @@ from olivepress.evaluation.forward import (
     forward_seconds,
     input_rows,
     is_forward_timing,
+    model_framework,
     model_io_rows,
     ones_rows,
+    onnx_settings,
+    unread_settings,
     user_rows,
 )
 from olivepress.evaluation.generation import GenerationUserConfig, percentiles
@@ -32,7 +35,9 @@ class TimingUserConfig(GenerationUserConfig):
     io_bind: bool = Field(False, description="Olive binds inputs and outputs on the device; olivepress feeds host "
                           "arrays, so true is accepted with a warning.")
     inference_settings: dict[str, Any] = Field(
-        default_factory=dict, description="Olive's ONNX Runtime session settings; accepted with a warning, not read."
+        default_factory=dict, description="Olive's inference settings by framework: an ONNX model's timed session "
+        "takes those under onnx (execution_provider, provider_options, session_options); others are accepted with a "
+        "warning. Written at the metric's level too, as Olive allows."
     )
     batch_size: int | None = Field(None, gt=0, description="Olive's batch size: passed to dataloader_func; with a "
                                    "data config its dataloader decides it, so a value is accepted with a warning.")
@@ -40,8 +45,9 @@ class TimingUserConfig(GenerationUserConfig):
                                     "of the evaluation key.")
     script_dir: str | None = Field(None, description="A folder put on sys.path while user_script runs.")
     dataloader_func: str | None = Field(
-        None, description="A function of user_script called as func(data_dir, batch_size, **func_kwargs"
-        "['dataloader_func']) (Olive's call) that returns the batches of model inputs; instead of a data config."
+        None, description="A function of user_script called as func(data_dir, batch_size, model_framework=ONNX or "
+        "PyTorch, **func_kwargs['dataloader_func']) (Olive's call) that returns the batches of model inputs; instead "
+        "of a data config."
     )
     func_kwargs: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Keyword arguments by function name, e.g. {dataloader_func: {...}}."
@@ -78,16 +84,17 @@ class ThroughputMetricConfig(LatencyMetricConfig):
     description: ClassVar[str] = "Generated tokens per second, per request."
 
 
-def metric_rows(user: TimingUserConfig) -> list | None:
-    """The rows of Olive's metric-level data: the user's dataloader_func, or ones shaped by input_shapes; None
-    without either."""
+def metric_rows(user: TimingUserConfig, framework: str) -> list | None:
+    """The rows of Olive's metric-level data: the first batch of the user's dataloader_func (called as Olive called
+    it, with the model's `framework`; Olive timed that batch alone, and its loaders may never end), or ones shaped by
+    input_shapes; None without either."""
     if user.dataloader_func is not None:
         if user.user_script is None:
             raise OlivepressError("user_config.dataloader_func: give user_script, the file that holds it")
         function = load_script(user.user_script, user.script_dir, "user_config.user_script").function(
             user.dataloader_func, "user_config.dataloader_func")
         kwargs = user.func_kwargs.get("dataloader_func", {})
-        return user_rows(function(user.data_dir, user.batch_size or 1, **kwargs))
+        return user_rows(function(user.data_dir, user.batch_size or 1, model_framework=framework, **kwargs), limit=1)
     if user.input_names is None or user.input_shapes is None:
         return None
     return ones_rows(user.input_names, user.input_shapes, user.input_types)
@@ -101,10 +108,12 @@ def measure(metric: LatencyMetricConfig, model: ModelHandle, data_config: DataCo
 
     user = metric.user_config
     latency = not isinstance(metric, ThroughputMetricConfig)
-    _warn_unread(metric)
+    _warn_unread(metric, model)
     if data_config is None or is_forward_timing(model, data_config):
-        rows = input_rows(model, data_config) if data_config is not None else metric_rows(user) or model_io_rows(model)
-        seconds, batch = forward_seconds(model, rows, context.accelerator, user.warmup_num, user.repeat_test_num)
+        rows = input_rows(model, data_config) if data_config is not None \
+            else metric_rows(user, model_framework(model)) or model_io_rows(model)
+        seconds, batch = forward_seconds(model, rows, context.accelerator, user.warmup_num, user.repeat_test_num,
+                                         onnx_settings(user.inference_settings))
         return percentiles(seconds) if latency else percentiles([batch / value for value in seconds],
                                                                 average=batch * len(seconds) / sum(seconds))
     generator = context.generator()
@@ -126,9 +135,9 @@ def measure(metric: LatencyMetricConfig, model: ModelHandle, data_config: DataCo
     return percentiles([run.new_tokens / run.seconds for run in runs], average=total)
 
 
-def _warn_unread(metric: LatencyMetricConfig) -> None:
+def _warn_unread(metric: LatencyMetricConfig, model: ModelHandle) -> None:
     user = metric.user_config
-    unread: list[str] = [name for name in ("io_bind", "inference_settings") if name in user.model_fields_set]
+    unread = unread_settings(user.inference_settings, user.io_bind, model)
     unread += [f"run_kwargs.{key}" for key in user.run_kwargs if key != "max_new_tokens"]
     if unread:
         logger.warning("metric %s: %s accepted from the Olive document but not used by olivepress (see "

@@ -4,7 +4,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-ModelKind = Literal["hf", "onnx", "pytorch"]
+from olivepress.errors import OlivepressError
+
+ModelKind = Literal["hf", "onnx", "pytorch", "composite"]
 
 # The keys of `to_config()` that hold file-system paths; the cache and the output folder rewrite them.
 PATH_FIELDS = ("model_path", "adapter_path", "model_script", "script_dir")
@@ -93,7 +95,44 @@ class PyTorchModel:
                 "dummy_inputs_func": self.dummy_inputs_func}
 
 
-ModelHandle = HfModel | OnnxModel | PyTorchModel
+@dataclass(frozen=True)
+class CompositeModel:
+    """Several ONNX models that run one after another (Olive's CompositeModel): each part a graph file in the one
+    folder `path`, which also holds their weights and side files (genai_config.json, tokenizer). Parts may share a
+    weight file (StaticLLM's context and iterator graphs of one split do)."""
+
+    path: Path
+    components: dict[str, str]  # part name -> graph file name inside `path`, in the order the parts run
+    # Olive's llm_pipeline attribute (StaticLLM): {"embeddings": name, "context": [names], "iterator": [names],
+    # "lm_head": name}; None for plain parts (SplitModel)
+    llm_pipeline: dict[str, Any] | None = None
+
+    kind: ModelKind = field(default="composite", init=False)
+
+    def folders(self) -> dict[str, Path]:
+        return {"model": self.path}
+
+    def with_folders(self, folders: dict[str, Path]) -> "CompositeModel":
+        return replace(self, path=folders["model"])
+
+    def component(self, name: str) -> OnnxModel:
+        """One part as an ONNX model (its folder is the composite's, so it sees the side files too)."""
+        return OnnxModel(path=self.path, onnx_file_name=self.components[name])
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": "CompositeModel", "model_path": str(self.path), "model_components": self.components,
+                "llm_pipeline": self.llm_pipeline}
+
+
+ModelHandle = HfModel | OnnxModel | PyTorchModel | CompositeModel
+
+
+def single_model(model: ModelHandle, user: str) -> HfModel | OnnxModel | PyTorchModel:
+    """`model`, refused in one line when it is a composite, which `user` (evaluation, generation) cannot run."""
+    if isinstance(model, CompositeModel):
+        raise OlivepressError(f"{user} takes one model, but this is a composite model (the parts that SplitModel or "
+                              "StaticLLM make): join them with ComposeOnnxModels first")
+    return model
 
 
 def handle_from_config(config: dict[str, Any]) -> ModelHandle:
@@ -107,6 +146,9 @@ def handle_from_config(config: dict[str, Any]) -> ModelHandle:
                             model_script=_opt_path(config.get("model_script")),
                             script_dir=_opt_path(config.get("script_dir")), model_loader=config.get("model_loader"),
                             io_config=config.get("io_config"), dummy_inputs_func=config.get("dummy_inputs_func"))
+    if config["type"] == "CompositeModel":
+        return CompositeModel(path=Path(config["model_path"]), components=dict(config["model_components"]),
+                              llm_pipeline=config.get("llm_pipeline"))
     return OnnxModel(path=Path(config["model_path"]), onnx_file_name=config.get("onnx_file_name", "model.onnx"),
                      adapters=config.get("adapters", {}))
 

@@ -31,6 +31,9 @@ BUILTIN_PASSES = (
     "olivepress.passes.onnx.fixed_shape:DynamicToFixedShape",
     "olivepress.passes.onnx.peephole:OnnxPeepholeOptimizer",
     "olivepress.passes.onnx.session_tuning:OrtSessionParamsTuning",
+    "olivepress.passes.onnx.split:SplitModel",
+    "olivepress.passes.onnx.compose:ComposeOnnxModels",
+    "olivepress.passes.onnx.static_llm:StaticLLM",
     "olivepress.passes.pytorch.lora:LoRA",
     "olivepress.passes.pytorch.lora:QLoRA",
     "olivepress.passes.pytorch.lora:DoRA",
@@ -38,7 +41,9 @@ BUILTIN_PASSES = (
     "olivepress.passes.pytorch.quantize:AWQ",
     "olivepress.passes.pytorch.quantize:GPTQ",
     "olivepress.passes.pytorch.quantize:RTN",
+    "olivepress.passes.pytorch.quarot:QuaRot",
     "olivepress.passes.pytorch.selective_mixed_precision:SelectiveMixedPrecision",
+    "olivepress.passes.pytorch.capture_split_info:CaptureSplitInfo",
 )
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from olivepress.errors import OlivepressError
+from olivepress.models.loading import DeferredLayers
 from olivepress.quantization.awq import awq_quantize_layer
 from olivepress.quantization.gptq import gptq_quantize
 from olivepress.quantization.groups import choose_group_size
@@ -60,13 +61,19 @@ def _check_overrides(model: nn.Module, options: QuantizeOptions, quantized: set[
 
 
 def quantize_model(model: nn.Module, options: QuantizeOptions, quant_plan: QuantPlan, group_size: int,
-                   rows: torch.Tensor | None, device: torch.device) -> None:
+                   rows: torch.Tensor | None, device: torch.device, deferred: DeferredLayers | None = None) -> None:
     """Quantize `model` (on the CPU) in place with the `group_size` that `plan` chose; `rows` [n, seq_len] are the
-    calibration tokens of AWQ and GPTQ."""
+    calibration tokens of AWQ and GPTQ. With `deferred`, each decoder layer's weights are read just before it is
+    quantized (a model from load_causal_lm_by_layer)."""
     fitted = dataclasses.replace(options, group_size=group_size)
     quantize_layer = _layer_quantizer(fitted, quant_plan)
+
+    def load_layer(index: int) -> None:
+        if deferred is not None:
+            deferred.load(quant_plan.layers[index], quant_plan.full_name(index, ""))
+
     if quantize_layer is None:
-        for index, layer in each_layer(quant_plan.layers, "RTN"):
+        for index, layer in each_layer(quant_plan.layers, "RTN", load_layer):
             for name in quant_plan.layer_linears[index]:
                 _swap_rtn(layer, name, fitted.for_module(quant_plan.full_name(index, name)), device)
     else:
@@ -74,7 +81,8 @@ def quantize_model(model: nn.Module, options: QuantizeOptions, quant_plan: Quant
             raise ValueError(f"{fitted.algorithm} needs calibration rows")
         # GPTQ feeds each layer the outputs of the quantized layers before it; AWQ, as llm-awq, the float ones
         quantize_layer_by_layer(model, quant_plan.layers, quant_plan.layer_linears, rows, device, quantize_layer,
-                                propagate_float=isinstance(fitted, AwqOptions), description=fitted.algorithm.upper())
+                                propagate_float=isinstance(fitted, AwqOptions), description=fitted.algorithm.upper(),
+                                load_layer=load_layer)
     for name in quant_plan.outer_linears:  # the LM head, when it is not kept float: round-to-nearest
         _swap_rtn(model, name, fitted.for_module(name), device)
 

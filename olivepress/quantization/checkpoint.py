@@ -13,32 +13,73 @@ from torch import nn
 from olivepress import __version__
 from olivepress.errors import OlivepressError
 from olivepress.quantization.formats import FORMATS
+from olivepress.quantization.layers import matches
 from olivepress.quantization.options import GptqOptions, QuantizeOptions
+from olivepress.quantization.qembedding import (
+    TiedQuantEmbedding,
+    input_embeddings,
+    output_embeddings,
+    tie_quantized_embedding,
+)
 from olivepress.quantization.qlinear import QuantLinear, set_submodule
 
 WEIGHTS_FILE = "model.safetensors"
+QUANTIZER = f"olivepress {__version__}"
 COPIED_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt", "*.tiktoken",
                 "tokenizer.model", "chat_template*", "generation_config.json", "*.py")
 
 
-def quantization_config(options: QuantizeOptions, group_size: int, calibration: dict[str, Any]) -> dict[str, Any]:
+def quantization_config(options: QuantizeOptions, group_size: int, calibration: dict[str, Any],
+                        embeds: bool = False) -> dict[str, Any]:
     """config.json's quantization_config in the shape AutoAWQ / AutoGPTQ write and the GenAI builder reads;
-    `meta` records how olivepress made it."""
-    meta = {"quantizer": f"olivepress {__version__}", "algorithm": options.algorithm, "sym": options.sym,
+    `meta` records how olivepress made it; `embeds` (Olive's key) that the input embedding is the tied LM head's."""
+    meta = {"quantizer": QUANTIZER, "algorithm": options.algorithm, "sym": options.sym,
             "group_size_requested": options.group_size, **options.algorithm_options(), **calibration}
     kept = list(options.modules_to_not_convert)
+    tied = {"embeds": True} if embeds else {}
     if options.fmt == "awq":
         return {"quant_method": "awq", "version": "gemm", "bits": options.bits, "group_size": group_size,
-                "zero_point": True, "modules_to_not_convert": kept, "meta": meta}
+                "zero_point": True, "modules_to_not_convert": kept, **tied, "meta": meta}
     # desc_act would tell readers that g_idx permutes the groups; olivepress keeps them contiguous (static groups)
     static_groups = isinstance(options, GptqOptions) and options.desc_act
     return {"quant_method": "gptq", "checkpoint_format": "gptq", "bits": options.bits, "group_size": group_size,
             "sym": options.sym, "desc_act": False, "static_groups": static_groups,
-            "lm_head": "lm_head" not in kept, "modules_to_not_convert": kept, "meta": meta}
+            "lm_head": "lm_head" not in kept, "modules_to_not_convert": kept, **tied, "meta": meta}
+
+
+def extended_quantization_config(existing: dict[str, Any], options: QuantizeOptions, group_size: int,
+                                 quantized: list[str], embeds: bool) -> dict[str, Any]:
+    """The quantization_config of a checkpoint after `options` (RTN) quantized `quantized`, modules the pass that
+    wrote it left float; as Olive merges a second quantizer's settings into the first's, the checkpoint's own
+    bits and group size stay its defaults, and the new modules that differ get `dynamic` entries (save_quantized)."""
+    kept = [name for name in existing.get("modules_to_not_convert") or []
+            if not any(matches(module, [name]) for module in quantized)]
+    meta = dict(existing.get("meta") or {})
+    meta["followed_by"] = [*meta.get("followed_by", []), {
+        "quantizer": QUANTIZER, "algorithm": options.algorithm, "bits": options.bits, "group_size": group_size,
+        "sym": options.sym, "modules": quantized}]
+    config = {key: value for key, value in existing.items() if key not in ("dynamic", "meta")}
+    config |= {"modules_to_not_convert": kept, "lm_head": "lm_head" not in kept}
+    if embeds:
+        config["embeds"] = True
+    return config | {"meta": meta}
+
+
+def extendable(existing: dict[str, Any], where: Path) -> None:
+    """Refuse a checkpoint that RTN cannot add modules to: one in another format, or written by another tool (as
+    Olive's rtn takes its own `olive` checkpoints only)."""
+    method = existing.get("quant_method")
+    quantizer = str((existing.get("meta") or {}).get("quantizer", ""))
+    if method != "gptq" or not quantizer.startswith("olivepress "):
+        written = f"written by {quantizer}" if quantizer else "not written by olivepress"
+        raise OlivepressError(f"{where / 'config.json'}: the model is already quantized (quant_method {method!r}, "
+                              f"{written}); RTN adds modules to olivepress's own gptq checkpoints (GPTQ or RTN "
+                              f"output) only; quantize the float model instead")
 
 
 def save_quantized(model: nn.Module, source: Path, output: Path, config: dict[str, Any]) -> None:
-    """Write `model` (its quantized linears as QuantLinear) as a Hugging Face folder in `output`."""
+    """Write `model` (its quantized linears as QuantLinear) as a Hugging Face folder in `output`. Float32 matrices
+    that stay float (the embedding, a float LM head) are written in float16, as AutoAWQ and GPTQModel write them."""
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -48,19 +89,31 @@ def save_quantized(model: nn.Module, source: Path, output: Path, config: dict[st
         if pointer in stored:  # a tied weight (the LM head sharing the embedding): readers re-tie it
             continue
         stored.add(pointer)
-        tensors[name] = tensor.detach().to("cpu").contiguous()
+        tensors[name] = _storage_dtype(tensor.detach().to("cpu")).contiguous()
     output.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(output / WEIGHTS_FILE), metadata={"format": "pt"})
 
     model_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     model_config["quantization_config"] = config | _dynamic(model, config)
-    if model_config.get("tie_word_embeddings") and isinstance(_output_embeddings(model), QuantLinear):
+    tied_quantized = isinstance(input_embeddings(model), TiedQuantEmbedding)
+    if model_config.get("tie_word_embeddings") and isinstance(output_embeddings(model), QuantLinear) \
+            and not tied_quantized:
         model_config["tie_word_embeddings"] = False
     (output / "config.json").write_text(json.dumps(model_config, indent=2) + "\n", encoding="utf-8")
     for pattern in COPIED_FILES:
         for path in source.glob(pattern):
             if path.is_file():
                 shutil.copy2(path, output / path.name)
+
+
+def _storage_dtype(tensor: torch.Tensor) -> torch.Tensor:
+    """float16 for a float32 matrix (a float embedding or LM head) whose values float16 holds, else as it is.
+    Vectors (norms, biases) are a few KB and stay float32: the builder adds Gemma's norm offset (1 + w) in the
+    stored dtype, which float16 would round."""
+    if tensor.dtype != torch.float32 or tensor.dim() < 2:
+        return tensor
+    half = tensor.to(torch.float16)
+    return half if bool(torch.isfinite(half).all()) or not bool(torch.isfinite(tensor).all()) else tensor
 
 
 def load_quantized(path: Path, dtype: torch.dtype, trust_remote_code: bool = False) -> nn.Module:
@@ -91,6 +144,8 @@ def load_quantized(path: Path, dtype: torch.dtype, trust_remote_code: bool = Fal
         bits, group_size = module_bits_and_group_size(settings, name)
         set_submodule(model, name, QuantLinear(linear.in_features, linear.out_features, linear.bias is not None, fmt,
                                                bits, group_size, dtype=dtype))
+    if settings.get("embeds"):
+        _tie_quantized_embedding(model, dtype, path)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     state = model.state_dict()
     loaded = {tensor.data_ptr() for name, tensor in state.items() if name not in missing}
@@ -120,6 +175,8 @@ def _dynamic(model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
     return {"dynamic": dynamic} if dynamic else {}
 
 
-def _output_embeddings(model: nn.Module) -> nn.Module | None:
-    get = getattr(model, "get_output_embeddings", None)
-    return get() if get else None
+def _tie_quantized_embedding(model: nn.Module, dtype: torch.dtype, path: Path) -> None:
+    if not isinstance(output_embeddings(model), QuantLinear) or not getattr(model.config, "tie_word_embeddings", False):
+        raise OlivepressError(f"{path / 'config.json'}: quantization_config.embeds needs tie_word_embeddings: true and "
+                              f"a quantized LM head (lm_head.qweight), whose table the embedding reads")
+    tie_quantized_embedding(model, dtype)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from olivepress.errors import OlivepressError
+from olivepress.quantization.qlinear import QuantLinear
 
 DECODER_LAYER_PATHS = (
     "model.layers", "model.language_model.layers", "model.decoder.layers",
@@ -68,7 +69,7 @@ def plan_quantization(model: nn.Module, modules_to_not_convert: list[str]) -> Qu
     path, layers = find_decoder_layers(model)
     layer_linears = []
     for index, layer in enumerate(layers):
-        names = [name for name, module in layer.named_modules() if isinstance(module, nn.Linear)]
+        names = [name for name, module in layer.named_modules() if _is_float_linear(module)]
         kept = [name for name in names if matches(f"{path}.{index}.{name}", modules_to_not_convert)]
         if kept:
             raise OlivepressError(
@@ -78,5 +79,10 @@ def plan_quantization(model: nn.Module, modules_to_not_convert: list[str]) -> Qu
             )
         layer_linears.append(names)
     outer = [name for name, module in model.named_modules()
-             if isinstance(module, nn.Linear) and not name.startswith(path + ".") and not matches(name, modules_to_not_convert)]
+             if _is_float_linear(module) and not name.startswith(path + ".") and not matches(name, modules_to_not_convert)]
     return QuantPlan(layers_path=path, layers=layers, layer_linears=layer_linears, outer_linears=outer)
+
+
+def _is_float_linear(module: nn.Module) -> bool:
+    """A linear still to quantize: RTN adds to a quantized checkpoint, whose QuantLinears (nn.Linear subclasses) stay."""
+    return isinstance(module, nn.Linear) and not isinstance(module, QuantLinear)

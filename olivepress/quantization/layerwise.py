@@ -4,8 +4,9 @@ The inputs of the first decoder layer are captured once (a pre-hook records the 
 keyword arguments the model passes: attention mask, position embeddings). Then each layer in turn is
 moved to the compute device in float32, its linears' input statistics are gathered with hooks, it is
 quantized in place, and its outputs become the next layer's inputs.
-Peak memory stays near one copy of the model (in its own dtype, on the CPU) plus one layer and the
-calibration activations.
+Peak memory stays near the layers outside the decoder layers (embeddings, LM head), the quantized layers, one
+float layer and the calibration activations when the decoder layers' weights are read one layer at a time
+(olivepress.models.loading.load_causal_lm_by_layer); near one float copy of the model when it was loaded whole.
 """
 
 from collections.abc import Callable, Iterator
@@ -132,14 +133,16 @@ def run_layer(layer: nn.Module, batch: LayerBatch) -> torch.Tensor:
 def quantize_layer_by_layer(
     model: nn.Module, layers: nn.ModuleList, layer_linears: list[list[str]], rows: torch.Tensor, device: torch.device,
     quantize_layer: Callable[[int, nn.Module, list[str], dict[str, InputStats]], None], propagate_float: bool,
-    description: str,
+    description: str, load_layer: Callable[[int], None],
 ) -> None:
-    """For each decoder layer (moved to `device` in float32): gather its linears' input statistics, call
+    """For each decoder layer (its weights read by `load_layer(index)`, then moved to `device` in float32): gather
+    its linears' input statistics, call
     `quantize_layer(index, layer, names, stats)` to quantize it in place, and pass its outputs to the next layer:
     those of the quantized layer, or with `propagate_float` those of the float layer, computed in the same pass
     as the statistics (as llm-awq does), which saves a forward pass per layer."""
     batches = capture_first_layer_inputs(model, layers[0], rows, device)
     for index in progress(range(len(layers)), desc=description, unit="layer"):
+        load_layer(index)
         layer = layers[index]
         dtype = next(layer.parameters()).dtype
         layer.to(device=device, dtype=torch.float32)
@@ -152,9 +155,12 @@ def quantize_layer_by_layer(
         layer.to(device="cpu", dtype=dtype)
 
 
-def each_layer(layers: nn.ModuleList, description: str) -> Iterator[tuple[int, nn.Module]]:
-    """The layers with a progress bar, for quantizers that need no calibration data."""
-    yield from enumerate(progress(layers, desc=description, unit="layer"))
+def each_layer(layers: nn.ModuleList, description: str, load_layer: Callable[[int], None]
+               ) -> Iterator[tuple[int, nn.Module]]:
+    """The layers with a progress bar, each loaded by `load_layer(index)`, for quantizers that need no calibration."""
+    for index in progress(range(len(layers)), desc=description, unit="layer"):
+        load_layer(index)
+        yield index, layers[index]
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

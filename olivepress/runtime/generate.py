@@ -38,6 +38,18 @@ def _check_providers(og, model_dir: Path) -> None:
             )
 
 
+def _check_graph_files(model_dir: Path) -> None:
+    """A folder whose genai_config.json names a graph it lacks is a split model's (its parts carry the builder's
+    config along): say so instead of letting the runtime fail on the missing file."""
+    decoder = json.loads((model_dir / "genai_config.json").read_text(encoding="utf-8")).get("model", {}).get("decoder", {})
+    files = [decoder["filename"]] if "filename" in decoder else []
+    files += [stage["filename"] for stages in decoder.get("pipeline", []) for stage in stages.values()]
+    missing = next((file for file in files if not (model_dir / file).is_file()), None)
+    if missing is not None:
+        raise OlivepressError(f"{model_dir}: genai_config.json names {missing}, which the folder lacks: a composite "
+                              "model of SplitModel's parts runs in GenAI after StaticLLM, or after ComposeOnnxModels")
+
+
 class GenAIModel:
     """A loaded GenAI model folder and its adapters (name -> .onnx_adapter file)."""
 
@@ -47,6 +59,7 @@ class GenAIModel:
         if not (model_dir / "genai_config.json").is_file():
             raise OlivepressError(f"{model_dir}: not an ONNX Runtime GenAI model folder (no genai_config.json)")
         _check_providers(og, model_dir)
+        _check_graph_files(model_dir)
         self._og = og
         self.model = og.Model(str(model_dir))
         self.tokenizer = og.Tokenizer(self.model)

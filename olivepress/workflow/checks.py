@@ -73,7 +73,7 @@ def flow_problems(config: WorkflowConfig, steps: list[PassStep], all_passes: boo
         if unknown or not flow or not all_passes:
             continue
         by_name = {step.name: step for step in steps}
-        unchained = chain_problem(config.input_model.kind, [by_name[name] for name in flow])
+        unchained = chain_problem(config.input_model.kind, [by_name[name] for name in flow], config.engine.evaluator)
         if unchained is not None:
             problems.append(Problem(("pass_flows", index), f"{format_path(unchained.path)}: {unchained.message}"))
     if config.azureml_host() is not None:

@@ -59,7 +59,7 @@ def validate_document(source: SourceDocument, registry: PassRegistry,
         found.extend(search_problems(config, steps, registry, strategy_registries, _names(migrated, "data_configs"),
                                      all_passes))
         if all_passes and config.pass_flows is None:
-            unchained = chain_problem(config.input_model.kind, steps)
+            unchained = chain_problem(config.input_model.kind, steps, config.engine.evaluator)
             found.extend([unchained] if unchained is not None else [])
         if local_checks is not None:
             found.extend(local_checks(config, migrated.data))

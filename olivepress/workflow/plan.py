@@ -43,14 +43,22 @@ class Workflow:
         return [("-".join(flow), [by_name[name] for name in flow]) for flow in self.config.pass_flows]
 
 
-def chain_problem(input_kind: str, steps: Sequence[PassStep]) -> Problem | None:
+def chain_problem(input_kind: str, steps: Sequence[PassStep], evaluator: str | None = None) -> Problem | None:
     """Why the passes cannot run in this order (a pass that does not accept what the step before it
-    makes), or None when they can."""
+    makes, or, with an `evaluator`, a last model that evaluation cannot take), or None when they can."""
     kind, made_by = input_kind, "the input model"
     for step in steps:
         accepted = step.pass_class.accepted_kinds(step.config)
         if kind not in accepted:
             return Problem(("passes", step.name), f"{step.pass_class.name} takes {'/'.join(accepted)} "
-                                                  f"models, but {made_by} is an {kind} model")
+                                                  f"models, but {made_by} is {_kind_phrase(kind)} model")
         kind, made_by = step.pass_class.produces, f"pass '{step.name}'"
+    if evaluator is not None and kind == "composite":
+        return Problem(("engine", "evaluator"), f"evaluator '{evaluator}' takes one model, but {made_by} makes "
+                                                "a composite model (several ONNX parts): end with ComposeOnnxModels, "
+                                                "or leave engine.evaluator unset")
     return None
+
+
+def _kind_phrase(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiouh' else 'a'} {kind}"

@@ -1,5 +1,6 @@
-"""Feeds for an ONNX graph from a data config: the batches of olivepress's data container, tokenized with the
-tokenizer in the model folder, keyed by the graph's input names. Calibration and session tuning read them."""
+"""Feeds for an ONNX graph from a data config, keyed by the graph's input names: the batches of the data config's
+dataloader function of user_script (Olive's dataloader_func) as they are, else olivepress's data container's
+batches tokenized with the tokenizer in the model folder. Calibration and session tuning read them."""
 
 from collections.abc import Iterator
 
@@ -14,6 +15,8 @@ from olivepress.models.loading import load_tokenizer
 
 def graph_feeds(model: OnnxModel, data: DataConfig, inputs: dict[str, np.dtype]) -> list[dict[str, np.ndarray]]:
     """One feed per batch of `data`: {input name: array of the input's element type}, for the graph `inputs`."""
+    if data.user_function("dataloader_config") is not None:
+        return HuggingfaceContainer(data).graph_feeds(inputs)
     try:
         tokenizer = load_tokenizer(model.path)
     except (OSError, ValueError):

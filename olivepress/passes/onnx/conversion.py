@@ -84,8 +84,8 @@ class OnnxConversionConfig(ExternalDataOptions):
 
 class OnnxConversion(Pass[HfModel | PyTorchModel, OnnxConversionConfig]):
     name = "OnnxConversion"
-    description = ("Export a Hugging Face model (encoders, classifiers, causal LMs without KV cache) or a PyTorchModel "
-                   "to ONNX with torch.onnx.")
+    description = ("Export a Hugging Face model (encoders, classifiers, causal LMs, with past key/values by "
+                   "io_config kv_cache) or a PyTorchModel to ONNX with torch.onnx.")
     version = "1"
     accepts = ("hf", "pytorch")
     produces = "onnx"
@@ -108,6 +108,8 @@ class OnnxConversion(Pass[HfModel | PyTorchModel, OnnxConversionConfig]):
         device = export_device(config.device, context)
         torch_model = load_for_export(model, task, config.torch_dtype).to(device)
         io_config = config.io_config or model_io_config(model) or derived_io_config(model.task, task, torch_model)
+        if io_config.kv_cache:
+            io_config = with_kv_cache(io_config, model_config, model.task)
         example = tuple(tensor.to(device) for tensor in example_inputs(io_config, model_config.get("vocab_size", 2)))
         take_positional_inputs(torch_model, io_config)
         exported = context.scratch_dir / "export" / "model.onnx"
@@ -177,6 +179,35 @@ def derived_io_config(task_name: str, task: TaskExport, torch_model) -> IoConfig
                     dynamic_axes={**{name: token_axes for name in inputs}, **{name: output_axes for name in task.outputs}})
 
 
+def with_kv_cache(io_config: IoConfig, model_config: dict[str, Any], task: str) -> IoConfig:
+    """Olive's `kv_cache: true`: past_key_values.N.key/value inputs after the others and present.N.key/value outputs
+    after the first, [batch, KV heads, past (present: total) length, head size]; the example's past is as long as
+    its attention_mask is longer than its input_ids."""
+    if not isinstance(io_config.kv_cache, bool):
+        raise OlivepressError("io_config.kv_cache: a mapping of past key/value names and axes is not read; give true "
+                              "(names past_key_values.N.key/value and present.N.key/value)")
+    if task != "text-generation":
+        raise OlivepressError(f"io_config.kv_cache: past key/values are added to a text-generation model, not to a "
+                              f"'{task}' one")
+    if "attention_mask" not in io_config.input_names or "input_ids" not in io_config.input_names:
+        raise OlivepressError("io_config.kv_cache: the inputs must include input_ids and attention_mask")
+    layers = model_config["num_hidden_layers"]
+    heads = model_config.get("num_key_value_heads") or model_config["num_attention_heads"]
+    head_size = model_config.get("head_dim") or model_config["hidden_size"] // model_config["num_attention_heads"]
+    shapes = io_config.input_shapes or [EXAMPLE_SHAPE] * len(io_config.input_names)
+    ids, mask = (shapes[io_config.input_names.index(name)] for name in ("input_ids", "attention_mask"))
+    past = [f"past_key_values.{layer}.{kind}" for layer in range(layers) for kind in ("key", "value")]
+    present = [f"present.{layer}.{kind}" for layer in range(layers) for kind in ("key", "value")]
+    axes = dict(io_config.dynamic_axes or {})
+    axes |= {name: {0: "batch_size", 2: "past_sequence_length"} for name in past}
+    axes |= {name: {0: "batch_size", 2: "total_sequence_length"} for name in present}
+    return io_config.model_copy(update={
+        "input_names": [*io_config.input_names, *past], "output_names": [io_config.output_names[0], *present],
+        "input_shapes": [*shapes, *[[ids[0], heads, mask[1] - ids[1], head_size]] * len(past)],
+        "input_types": [*(io_config.input_types or ["int64"] * len(shapes)), *["float32"] * len(past)],
+        "output_shapes": None, "output_types": None, "dynamic_axes": axes})
+
+
 def example_inputs(io_config: IoConfig, vocab_size: int) -> tuple:
     import torch
 
@@ -206,14 +237,23 @@ def take_positional_inputs(torch_model, io_config: IoConfig) -> None:
     """
     hf_forward = torch_model.forward
     parameters = list(inspect.signature(hf_forward).parameters)
+    past = [name for name in io_config.input_names if name.startswith("past_key_values.")] if io_config.kv_cache else []
     for name in io_config.input_names:
-        if name not in parameters:
+        if name not in parameters and name not in past:
             raise OlivepressError(f"io_config.input_names: the model's forward takes no '{name}'{did_you_mean(name, parameters)}")
     fixed = {"use_cache": False} if "use_cache" in parameters else {}
 
     def forward(*inputs):
-        outputs = hf_forward(**dict(zip(io_config.input_names, inputs, strict=True)), **fixed)
-        return select_outputs(outputs, io_config.output_names)
+        named = dict(zip(io_config.input_names, inputs, strict=True))
+        if not past:
+            return select_outputs(hf_forward(**named, **fixed), io_config.output_names)
+        from transformers import DynamicCache
+
+        tensors = [named.pop(name) for name in past]
+        cache = DynamicCache(ddp_cache_data=list(zip(tensors[::2], tensors[1::2], strict=True)), config=torch_model.config)
+        outputs = hf_forward(**named, past_key_values=cache, use_cache=True)
+        presents = (tensor for layer in outputs.past_key_values.layers for tensor in (layer.keys, layer.values))
+        return (*select_outputs(outputs, io_config.output_names[:1]), *presents)
 
     torch_model.forward = forward
 
@@ -234,9 +274,9 @@ def export(torch_model, example: tuple, io_config: IoConfig, config: OnnxConvers
            context: PassContext) -> None:
     import torch
 
-    if io_config.kv_cache:
-        raise OlivepressError("io_config.kv_cache: OnnxConversion does not add past key/value inputs (Olive 0.6+ "
-                              "does); export a KV-cache graph with ModelBuilder instead")
+    if io_config.kv_cache and not any(name.startswith("past_key_values.") for name in io_config.input_names):
+        raise OlivepressError("io_config.kv_cache: OnnxConversion does not add past key/value inputs to a PyTorchModel "
+                              "(it does to a Hugging Face causal LM); export a KV-cache graph with ModelBuilder instead")
     options: dict[str, Any] = {"input_names": io_config.input_names, "output_names": io_config.output_names,
                "opset_version": config.target_opset}
     if config.use_dynamo_exporter:

@@ -28,6 +28,7 @@ from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.builder_config import builder_input
 from olivepress.passes.onnx.lora_graph import add_lora_branches
 from olivepress.passes.onnx.model_files import load_onnx, save_onnx
+from olivepress.passes.pytorch.capture_split_info import SPLIT_ASSIGNMENTS_KEY, read_split_assignments
 from olivepress.progress import progress
 
 CUDA_GRAPH_PROVIDERS = ("cuda", "NvTensorRtRtx")  # the builder's targets that can capture a CUDA graph
@@ -95,7 +96,7 @@ class ModelBuilder(Pass[HfModel | OnnxModel, ModelBuilderConfig]):
 
     name = "ModelBuilder"
     description = "Export a Hugging Face model (with its LoRA adapter, if any) to an ONNX Runtime GenAI model."
-    version = "2"
+    version = "3"  # 3: the tied quantized embedding's scales and zero points shaped for onnxruntime
     accepts = ("hf", "onnx")
     produces = "onnx"
     Config = ModelBuilderConfig
@@ -110,6 +111,7 @@ class ModelBuilder(Pass[HfModel | OnnxModel, ModelBuilderConfig]):
         if isinstance(model, OnnxModel) or config.metadata_only:
             return _write_metadata(model, config, context)
         # Checked before building, so an adapter that cannot be exported fails fast.
+        _check_tied_quantized_embedding(model.path, config)
         lora_targets = peft_targets(model.adapter_path) if model.adapter_path is not None else []
         adapter_after_build = bool(lora_targets) and quantization_method(model.path) is not None
         source = replace(model, path=builder_input(model.path, context.scratch_dir))
@@ -120,6 +122,8 @@ class ModelBuilder(Pass[HfModel | OnnxModel, ModelBuilderConfig]):
         returncode = _run_with_progress(command, log_file, layers, cwd=context.scratch_dir)
         if returncode != 0:
             raise RuntimeError(f"the GenAI builder failed: {_last_error_line(log_file)}")
+        _shape_tied_quantized_tables(OnnxModel(path=context.output_dir))
+        _carry_split_assignments(model.path, OnnxModel(path=context.output_dir))
         if adapter_after_build:
             _add_adapter(model, context.output_dir)
         _set_search_options(context.output_dir, config.search)
@@ -141,6 +145,68 @@ def _write_metadata(model: HfModel | OnnxModel, config: ModelBuilderConfig, cont
             (shutil.copytree if file.is_dir() else shutil.copy2)(file, context.output_dir / file.name)
     _set_search_options(context.output_dir, config.search)
     return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
+
+
+def _check_tied_quantized_embedding(path: Path, config: ModelBuilderConfig) -> None:
+    """A checkpoint whose embedding is its quantized LM head's table (quantization_config.embeds) holds no float
+    embedding: the builder must read it as a GatherBlockQuantized over the head, which it does at int4 precision,
+    with both the embedding and the head in the graph and their weights shared."""
+    if not (read_model_config(path).get("quantization_config") or {}).get("embeds"):
+        return
+    shared = str(config.extra_options.get("shared_embeddings", True)).lower() not in ("false", "0")
+    if config.precision != "int4" or config.exclude_lm_head or not shared:
+        raise OlivepressError(f"{path}: its input embedding is stored as the quantized LM head's table "
+                              f"(quantization_config.embeds), which the GenAI builder reads with precision int4, the "
+                              f"LM head in the graph and shared_embeddings on; this pass asks for precision "
+                              f"{config.precision}, exclude_lm_head {_option_text(config.exclude_lm_head)}, "
+                              f"shared_embeddings {_option_text(shared)}")
+
+
+def _shape_tied_quantized_tables(built: OnnxModel) -> None:
+    """Give the scales and zero points that a GatherBlockQuantized shares with the MatMulNBits of a pre-quantized LM
+    head (the builder's tied embedding of an awq/gptq checkpoint with quantization_config.embeds) the rank of the
+    gathered data, [vocab, blocks] and [vocab, packed blocks]: the builder passes them flat, which onnxruntime's
+    shape inference refuses for GatherBlockQuantized; MatMulNBits reads both shapes. Only dims change, not data."""
+    proto = load_onnx(built, with_weights=False)
+    initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
+    changed = False
+    for node in proto.graph.node:
+        if node.op_type != "GatherBlockQuantized":
+            continue
+        vocab = _matmulnbits_rows(proto, node.input[2:4])
+        for name in node.input[2:4]:
+            tensor = initializers.get(name)
+            if vocab and tensor is not None and len(tensor.dims) == 1:
+                tensor.dims[:] = [vocab, tensor.dims[0] // vocab]
+                changed = True
+    if changed:
+        import onnx
+
+        onnx.save(proto, str(built.path / built.onnx_file_name))
+
+
+def _carry_split_assignments(source: Path, built: OnnxModel) -> None:
+    """CaptureSplitInfo's split_assignments (in the source's config.json) into the graph's metadata as
+    'name=part;...', where SplitModel reads them, as Olive's ModelBuilder does: the builder names its nodes by the
+    same module paths."""
+    assignments = read_split_assignments(source)
+    if assignments is None:
+        return
+    import onnx
+
+    proto = load_onnx(built, with_weights=False)
+    properties = {entry.key: entry.value for entry in proto.metadata_props}
+    properties[SPLIT_ASSIGNMENTS_KEY] = ";".join(f"{name}={part}" for name, part in assignments.items())
+    onnx.helper.set_model_props(proto, properties)
+    onnx.save(proto, str(built.path / built.onnx_file_name))
+
+
+def _matmulnbits_rows(proto, names: Sequence[str]) -> int | None:
+    """N (the output rows) of the MatMulNBits that reads the scales or zero points `names`, if one does."""
+    for node in proto.graph.node:
+        if node.op_type == "MatMulNBits" and set(node.input[2:4]) & set(names):
+            return next(attribute.i for attribute in node.attribute if attribute.name == "N")
+    return None
 
 
 def _set_search_options(output_dir: Path, search: dict[str, str | int | float | bool] | None) -> None:

@@ -10,7 +10,7 @@ import io
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AliasChoices, BeforeValidator, Field
 
@@ -107,6 +107,7 @@ def count_ops(proto, op_types: set[str]) -> int:
 # ---- dynamic int8 -----------------------------------------------------------------------------
 
 class OnnxDynamicQuantizationConfig(ExternalDataOptions):
+    added_fields = ("MatMulConstBOnly",)  # out of the cache key while unset
     weight_type: Int8Precision = Field(
         "int8", validation_alias=AliasChoices("weight_type", "precision"),
         description="The weights' type: int8 or uint8 (QInt8, QUInt8 accepted too).",
@@ -119,6 +120,10 @@ class OnnxDynamicQuantizationConfig(ExternalDataOptions):
     reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI.")
     extra_options: dict[str, bool | int | float | str] = Field(
         default_factory=dict, description="onnxruntime quantize_dynamic extra_options, e.g. {MatMulConstBOnly: true}."
+    )
+    MatMulConstBOnly: bool | None = Field(
+        None, description="Quantize only MatMuls whose second input is a constant (an extra option Olive exposes as a "
+        "parameter); default onnxruntime's, true for dynamic quantization."
     )
 
 
@@ -144,6 +149,13 @@ class DynamicSettings(Protocol):
     reduce_range: bool
     extra_options: dict[str, bool | int | float | str]
 
+    @property
+    def MatMulConstBOnly(self) -> bool | None: ...  # noqa: N802 (onnxruntime's extra option, as Olive names it)
+
+    @property
+    def model_fields_set(self) -> set[str]: ...
+
+
 
 def dynamic_quantized(model: OnnxModel, config: DynamicSettings, precision: str, context: PassContext):
     """The model's graph after onnxruntime's quantize_dynamic, with `config`'s op types, nodes to exclude,
@@ -157,7 +169,13 @@ def dynamic_quantized(model: OnnxModel, config: DynamicSettings, precision: str,
     quantized.parent.mkdir()
     # Shape inference gives contrib ops' outputs (Attention, SkipLayerNormalization of an optimized graph)
     # no type; the quantizer then needs to be told that such weights are float.
-    extra_options = {"DefaultTensorType": onnx.TensorProto.FLOAT, **config.extra_options}
+    extra_options: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, **config.extra_options}
+    # set as a parameter, as Olive exposes it (OnnxQuantization's static default does not apply to dynamic mode)
+    if "MatMulConstBOnly" in config.model_fields_set and config.MatMulConstBOnly is not None:
+        if "MatMulConstBOnly" in config.extra_options:
+            raise OlivepressError("extra_options: MatMulConstBOnly is given both as a parameter and in extra_options; "
+                                  "keep one")
+        extra_options["MatMulConstBOnly"] = config.MatMulConstBOnly
     with quiet_quantizers():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -1,5 +1,6 @@
 """OrtSessionParamsTuning: time ONNX Runtime sessions with each combination of providers and session options on a
-data config's inputs, keep the fastest, and record it beside the model (inference_settings.json)."""
+data config's inputs (without one, ones shaped as the graph's inputs, as Olive does), keep the fastest, and record
+it beside the model (inference_settings.json)."""
 
 import itertools
 import json
@@ -10,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
+from olivepress.errors import OlivepressError
+from olivepress.evaluation.forward import model_io_rows
 from olivepress.models.handles import OnnxModel
 from olivepress.passes.base import Pass, PassConfig, PassContext
 from olivepress.passes.onnx.calibration import graph_feeds, input_types
@@ -24,7 +27,10 @@ DEVICE_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider
 class OrtSessionParamsTuningConfig(PassConfig):
     data_config_fields = ("data_config",)
 
-    data_config: str = Field(description="The data config whose batches are the timed inputs.")
+    data_config: str | None = Field(
+        None, description="The data config whose batches are the timed inputs; without one, a row of ones shaped as "
+        "the graph's inputs (which must have fixed shapes)."
+    )
     providers_list: list[str] | None = Field(
         None, validation_alias=AliasChoices("providers_list", "execution_providers_list"),
         description="Execution providers to try; default the accelerator's (or device's).",
@@ -61,8 +67,7 @@ class OrtSessionParamsTuning(Pass[OnnxModel, OrtSessionParamsTuningConfig]):
     Config = OrtSessionParamsTuningConfig
 
     def run(self, model: OnnxModel, config: OrtSessionParamsTuningConfig, context: PassContext) -> OnnxModel:
-        feeds = graph_feeds(model, context.data_config(config.data_config),
-                            input_types(load_onnx(model, with_weights=False).graph))
+        feeds = _feeds(model, config, context)
         default = _latency(model, {"providers": [_providers(config, context)[0]]}, feeds, config)
         results = [(_latency(model, candidate, feeds, config), candidate) for candidate in _candidates(config, context)]
         best_latency, best = min(results, key=lambda result: result[0])
@@ -74,6 +79,16 @@ class OrtSessionParamsTuning(Pass[OnnxModel, OrtSessionParamsTuningConfig]):
             _profile(model, best, feeds, context)
         context.metrics.update({"latency_ms": best_latency, "default_latency_ms": default, "candidates": len(results)})
         return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
+
+
+def _feeds(model: OnnxModel, config: OrtSessionParamsTuningConfig, context: PassContext) -> list[dict]:
+    if config.data_config is not None:
+        return graph_feeds(model, context.data_config(config.data_config),
+                           input_types(load_onnx(model, with_weights=False).graph))
+    try:
+        return model_io_rows(model)
+    except OlivepressError as error:
+        raise OlivepressError(f"data_config: none is given, and {error}") from None
 
 
 def _providers(config: OrtSessionParamsTuningConfig, context: PassContext) -> list[str]:

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from olivepress.config.base import did_you_mean
 from olivepress.errors import OlivepressError
@@ -26,6 +26,7 @@ HF_MODEL_TYPES = {
 
 
 class OrtTransformersOptimizationConfig(ExternalDataOptions):
+    added_fields = ("use_gqa", "num_key_value_heads")  # out of the cache key while at their defaults
     model_type: str | None = Field(
         None, description="The optimizer's model type (bert, gpt2, bart, t5, ...); default from the model "
                           "folder's config.json."
@@ -45,9 +46,24 @@ class OrtTransformersOptimizationConfig(ExternalDataOptions):
                           "they would stay float32, e.g. {GroupNorm: [0, 1, 2]}."
     )
     use_gpu: bool = Field(False, description="Optimize for the CUDA execution provider.")
+    use_gqa: bool = Field(
+        False, description="After the float16 conversion, replace each MultiHeadAttention node (with past key/values, "
+        "fed by an attention_mask input) with GroupQueryAttention, as Olive does; needs float16."
+    )
+    num_key_value_heads: int = Field(
+        0, ge=0, description="With use_gqa: key/value heads of GroupQueryAttention; 0 = config.json's "
+        "num_key_value_heads, else as many as the attention heads."
+    )
     optimization_options: dict[str, bool | int | str] = Field(
         default_factory=dict, description="FusionOptions to set, e.g. {enable_gelu_approximation: true}."
     )
+
+
+    @model_validator(mode="after")
+    def _gqa_in_float16(self) -> "OrtTransformersOptimizationConfig":
+        if self.use_gqa and not self.float16:
+            raise ValueError("use_gqa: GroupQueryAttention replaces attention in the float16 model; set float16: true")
+        return self
 
 
 class OrtTransformersOptimization(Pass[OnnxModel, OrtTransformersOptimizationConfig]):
@@ -76,6 +92,8 @@ class OrtTransformersOptimization(Pass[OnnxModel, OrtTransformersOptimizationCon
                            "force_fp16_inputs": config.force_fp16_inputs}
         if config.float16:
             optimizer.convert_float_to_float16(keep_io_types=config.keep_io_types, **float16_options)
+            if config.use_gqa:
+                optimizer = _with_gqa(optimizer, config.num_key_value_heads or _first(hf_config, "num_key_value_heads"))
         elif any(value is not None for value in float16_options.values()):
             context.logger.warning("OrtTransformersOptimization: force_fp32_ops, force_fp32_nodes and "
                                    "force_fp16_inputs apply to the float16 conversion; float16 is off")
@@ -84,6 +102,48 @@ class OrtTransformersOptimization(Pass[OnnxModel, OrtTransformersOptimizationCon
         fused = {f"fused_{op}": count for op, count in optimizer.get_fused_operator_statistics().items() if count}
         context.metrics.update({"nodes_before": nodes_before, "nodes_after": len(optimizer.model.graph.node), **fused})
         return OnnxModel(path=context.output_dir, onnx_file_name=model.onnx_file_name, adapters=model.adapters)
+
+
+def _with_gqa(optimizer, kv_num_heads: int):
+    """The model with each MultiHeadAttention node (query, key, value, ..., past_key, past_value) replaced by a
+    GroupQueryAttention node, as Olive's use_gqa does: the sequence lengths it needs come from the attention_mask
+    input (its row sums less one, and its width). 0 heads: as many key/value heads as query heads."""
+    from onnx import TensorProto, helper
+
+    graph = optimizer.model.graph
+    attentions = [node for node in graph.node if node.op_type == "MultiHeadAttention"]
+    if not attentions:
+        raise OlivepressError("use_gqa: the optimized graph has no MultiHeadAttention node to replace (GroupQuery"
+                              "Attention takes the place of a decoder's attention with past key/values)")
+    if "attention_mask" not in {value.name for value in graph.input}:
+        raise OlivepressError("use_gqa: GroupQueryAttention reads the sequence lengths from an 'attention_mask' "
+                              "input, which the graph does not have")
+    if any(len(node.input) < 8 or not node.input[6] or not node.input[7] for node in attentions):
+        raise OlivepressError("use_gqa: a MultiHeadAttention node has no past key/value inputs; GroupQueryAttention "
+                              "replaces a decoder's attention with its KV cache")
+    optimizer.add_initializer(helper.make_tensor("gqa_one", TensorProto.INT64, [1], [1]))
+    mask_nodes = [
+        helper.make_node("ReduceSum", ["attention_mask", "gqa_one"], ["gqa_mask_sums"]),
+        helper.make_node("Sub", ["gqa_mask_sums", "gqa_one"], ["gqa_seqlens_k_int64"]),
+        helper.make_node("Cast", ["gqa_seqlens_k_int64"], ["gqa_seqlens_k"], to=TensorProto.INT32),
+        helper.make_node("Shape", ["attention_mask"], ["gqa_mask_shape"]),
+        helper.make_node("Gather", ["gqa_mask_shape", "gqa_one"], ["gqa_total_len_int64"], axis=0),
+        helper.make_node("Cast", ["gqa_total_len_int64"], ["gqa_total_len"], to=TensorProto.INT32),
+    ]
+    for node in mask_nodes:
+        node.name = optimizer.create_node_name(node.op_type)
+    graph.node.extend(mask_nodes)
+    for node in attentions:
+        heads = next(attribute.i for attribute in node.attribute if attribute.name == "num_heads")
+        inputs = [*node.input[:3], node.input[6], node.input[7], "gqa_seqlens_k", "gqa_total_len"]
+        graph.node.remove(node)
+        graph.node.append(helper.make_node(
+            "GroupQueryAttention", inputs, list(node.output), name=node.name.replace("MultiHeadAttention", "GQA"),
+            domain="com.microsoft", num_heads=heads, kv_num_heads=kv_num_heads or heads))
+    optimizer.prune_graph()
+    optimizer.update_graph(allow_remove_graph_inputs=True)
+    optimizer.topological_sort()
+    return optimizer
 
 
 def _hf_config(folder: Path) -> dict[str, Any]:

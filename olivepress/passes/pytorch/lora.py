@@ -12,6 +12,7 @@ from olivepress.errors import OlivepressError
 from olivepress.models.handles import HfModel
 from olivepress.models.loading import quantization_method, without_dtype
 from olivepress.passes.base import Pass, PassConfig, PassContext
+from olivepress.passes.pytorch.activations import USER_KEYS, keep_activations_callback
 from olivepress.passes.pytorch.training import (
     LARGE_STEP_TOKENS,
     check_training_args,
@@ -28,6 +29,7 @@ EXTRA_DEFAULT_TARGETS = {"phi3": ["qkv_proj"]}
 class LoRAConfig(PassConfig):
     data_config_fields = ("train_data_config", "eval_data_config")
     search_defaults = {"r": (8, 16, 32, 64)}
+    added_fields = ("merge_adapter_weights", "use_ort_trainer")
 
     r: int = Field(64, gt=0, description="Rank of the LoRA update matrices.")
     alpha: float = Field(16, gt=0, description="LoRA scaling: the update is scaled by alpha / r.")
@@ -60,6 +62,17 @@ class LoRAConfig(PassConfig):
         "(set bf16: false for float32 training).",
     )
 
+    merge_adapter_weights: bool = Field(
+        False, description="Olive's option: merge the trained adapter into the base weights and output the merged "
+        "Hugging Face model (no adapter), as MergeAdapterWeights would. QLoRA keeps its adapter (Olive's option does "
+        "not apply to a 4-bit base): a warning says so."
+    )
+    use_ort_trainer: bool = Field(
+        False, description="Olive 0.6's switch to ONNX Runtime training (onnxruntime-training's ORTTrainer), which "
+        "trains the same adapter faster on GPU; olivepress trains with transformers' Trainer, so true is accepted with "
+        "a warning."
+    )
+
     @field_validator("eval_dataset_size")
     @classmethod
     def _check_eval_size(cls, value: int | float | None) -> int | float | None:
@@ -82,10 +95,25 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
     produces = "hf"
 
     def run(self, model: HfModel, config: LoRAConfigT, context: PassContext) -> HfModel:
+        if config.use_ort_trainer:
+            context.logger.warning("%s: use_ort_trainer (Olive 0.6's ONNX Runtime training) is not used: olivepress "
+                                   "trains with transformers' Trainer", self.name)
         adapted = self.train(model, config, context)
         adapter_dir = context.output_dir / "adapter"
         adapted.save_pretrained(adapter_dir, save_embedding_layers=False)
-        return HfModel(path=model.path, adapter_path=adapter_dir, task=model.task, load_kwargs=model.load_kwargs)
+        trained = HfModel(path=model.path, adapter_path=adapter_dir, task=model.task, load_kwargs=model.load_kwargs)
+        return self.merged(trained, config, context) if config.merge_adapter_weights else trained
+
+    def merged(self, model: HfModel, config: LoRAConfigT, context: PassContext) -> HfModel:
+        """The adapter merged into the base weights, in output_dir/model (merge_adapter_weights)."""
+        from dataclasses import replace
+
+        from olivepress.passes.pytorch.merge_adapter import MergeAdapterWeights
+
+        folder = context.output_dir / "model"
+        folder.mkdir()
+        merger = MergeAdapterWeights()
+        return merger.run(model, merger.Config(torch_dtype=None), replace(context, output_dir=folder))
 
     def train(self, model: HfModel, config: LoRAConfigT, context: PassContext, callbacks: tuple = ()):
         """The trained PeftModel, in memory; its losses and speed go into context.metrics.
@@ -110,9 +138,12 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
         )
         transformers.set_seed(args.seed)  # the adapter's initial weights come from this seed
         peft_model = self.adapted_model(model, config, context)
-        if args.per_device_train_batch_size * longest_row(train_data) >= LARGE_STEP_TOKENS:
+        step_tokens = args.per_device_train_batch_size * longest_row(train_data)
+        if step_tokens >= LARGE_STEP_TOKENS:
             return_freed_memory()
         report = progress_callback(self.name, longest_row(train_data), on_cpu=context.accelerator.device == "cpu")
+        if not USER_KEYS & config.training_args.keys():
+            callbacks = (keep_activations_callback(step_tokens, context.logger), *callbacks)
         trainer = chunked_loss_trainer(
             model=peft_model, args=args, train_dataset=train_data, eval_dataset=eval_data,
             data_collator=PadCollator(pad_id(tokenizer)), callbacks=[report, *callbacks],
@@ -195,6 +226,11 @@ class QLoRA(_LoRABase[QLoRAConfig]):
     name = "QLoRA"
     description = "Fine-tune a LoRA adapter on a bitsandbytes 4-bit (nf4/fp4) copy of the base model; runs on CPU too."
     Config = QLoRAConfig
+
+    def merged(self, model: HfModel, config: QLoRAConfig, context: PassContext) -> HfModel:
+        context.logger.warning("QLoRA: merge_adapter_weights does not apply to QLoRA (as in Olive): the adapter is "
+                               "kept; merge it into the float base with MergeAdapterWeights")
+        return model
 
     def check_base(self, model: HfModel) -> None:
         method = quantization_method(model.path)

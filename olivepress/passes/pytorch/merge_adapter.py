@@ -59,13 +59,14 @@ class MergeAdapterWeights(Pass[HfModel, MergeAdapterWeightsConfig]):
         with peft_warnings_filtered():
             merged = PeftModel.from_pretrained(base, model.adapter_path).merge_and_unload()
         merged.to(saved_dtype).save_pretrained(context.output_dir)
-        _copy_side_files(model.path, context.output_dir)
+        copy_side_files(model.path, context.output_dir)
         context.logger.info("%s: merged %s into %s", self.name, model.adapter_path, context.output_dir)
         return HfModel(path=context.output_dir, task=model.task, load_kwargs=model.load_kwargs)
 
 
 
-def _copy_side_files(base: Path, output: Path) -> None:
+def copy_side_files(base: Path, output: Path) -> None:
+    """Copy what save_pretrained does not write (tokenizer, chat template, generation files) from base to output."""
     for file in sorted(base.iterdir()):
         if file.is_file() and file.name not in WRITTEN_BY_SAVE and not file.name.endswith(WEIGHT_SUFFIXES):
             shutil.copy2(file, output / file.name)

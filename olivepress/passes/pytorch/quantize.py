@@ -4,7 +4,7 @@ into an awq/gptq checkpoint that the GenAI builder (ModelBuilder) ingests and ol
 import dataclasses
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
 from olivepress.config.base import ConfigModel
 from olivepress.errors import OlivepressError
@@ -63,8 +63,9 @@ class QuantizeConfig(PassConfig):
     )
     lm_head: bool = Field(False, description="Quantize the LM head too (Olive's name): lm_head leaves "
                           "modules_to_not_convert.")
-    embeds: bool = Field(False, description="Quantize the input embeddings (Olive's name). Refused: the awq and gptq "
-                         "checkpoints hold quantized linears only, and the GenAI builder reads embed_tokens as float.")
+    embeds: bool = Field(False, description="Quantize the input embeddings too (Olive's name): for a model that ties "
+                         "them to its LM head, quantized with the same settings (lm_head: true), the table is stored "
+                         "once, as the head's codes, which the GenAI builder reads into a GatherBlockQuantized.")
     overrides: dict[str, OverrideConfig] = Field(
         default_factory=dict, description="Per module (full name, e.g. model.layers.0.mlp.down_proj): bits, "
         "group_size, sym (or symmetric) in place of the pass's. They win over a SelectiveMixedPrecision choice, which "
@@ -90,11 +91,11 @@ class QuantizeConfig(PassConfig):
 
     @field_validator("embeds")
     @classmethod
-    def _embeddings_stay_float(cls, embeds: bool) -> bool:
-        if embeds:
-            raise ValueError("quantized input embeddings cannot be written: the awq and gptq checkpoints hold "
-                             "quantized linears only and the GenAI builder reads model.embed_tokens as float; "
-                             "set embeds: false")
+    def _embeddings_need_the_head(cls, embeds: bool, info: ValidationInfo) -> bool:
+        kept = info.data.get("modules_to_not_convert", ["lm_head"])
+        if embeds and not info.data.get("lm_head") and "lm_head" in kept:
+            raise ValueError("a quantized input embedding is stored as the tied LM head's table, so the LM head must "
+                             "be quantized too: set lm_head: true")
         return embeds
 
     @field_validator("bits")
@@ -115,6 +116,13 @@ class QuantizeConfig(PassConfig):
 
 class CalibratedConfig(QuantizeConfig):
     data_config_fields: ClassVar[tuple[str, ...]] = ("data_config",)
+    added_fields: ClassVar[tuple[str, ...]] = ("pack_model_for_onnx_conversion",)
+
+    pack_model_for_onnx_conversion: bool = Field(
+        False, description="Olive 0.6's switch between its torch layout and one its OnnxConversion exports as "
+        "MatMulNBits. olivepress writes one checkpoint, which ModelBuilder turns into MatMulNBits (OnnxConversion "
+        "traces its dequantizing torch modules instead); true is accepted with a warning saying so.",
+    )
 
     data_config: str | None = Field(
         None, description="The data_configs entry whose text calibrates the quantizer; default: the seed text "
@@ -173,45 +181,76 @@ QuantizeConfigT = TypeVar("QuantizeConfigT", bound=QuantizeConfig)
 class _Quantize(Pass[HfModel, QuantizeConfigT]):
     accepts = ("hf",)
     produces = "hf"
-    version = "2"  # 2: the group-size fallback became 32 (was: the largest power of two that divides)
+    # 3: float tensors written in float16; embeds; RTN adds to olivepress's gptq checkpoints
+    version = "3"  # 3: float32 matrices that stay float (embeddings, a float LM head) are written in float16
 
     def run(self, model: HfModel, config: QuantizeConfigT, context: PassContext) -> HfModel:
-        from olivepress.models.loading import (
-            load_causal_lm,
-            load_tokenizer,
-            read_model_config,
-            without_dtype,
-        )
+        from olivepress.models.loading import load_causal_lm_by_layer, read_model_config, without_dtype
+
+        if getattr(config, "pack_model_for_onnx_conversion", False):
+            context.logger.warning("%s: pack_model_for_onnx_conversion (Olive 0.6) changes nothing here: the checkpoint "
+                                   "becomes MatMulNBits through ModelBuilder; OnnxConversion traces its dequantizing "
+                                   "modules", self.name)
         from olivepress.quantization.algorithms import plan, quantize_model
-        from olivepress.quantization.checkpoint import (
-            quantization_config,
-            save_quantized,
-        )
+        from olivepress.quantization.checkpoint import extendable, save_quantized
 
         if model.adapter_path is not None:
             raise OlivepressError(f"{self.name} quantizes a base model, but this one has an adapter "
                                   f"({model.adapter_path}); merge it first with a MergeAdapterWeights pass")
         model_config = read_model_config(model.path)
-        method = (model_config.get("quantization_config") or {}).get("quant_method")
-        if method is not None:
+        existing = model_config.get("quantization_config")
+        if existing and not isinstance(config, RTNConfig):
             raise OlivepressError(f"{model.path}: the model is already quantized (quantization_config.quant_method "
-                                  f"'{method}'); {self.name} needs the float model")
+                                  f"'{existing.get('quant_method')}'); {self.name} needs the float model")
+        if existing:
+            extendable(existing, model.path)
         options = config.options(model_config.get(MIXED_PRECISION_KEY))
         load_kwargs = without_dtype(model.load_kwargs)
-        rows = None
-        if isinstance(config, CalibratedConfig):
-            tokenizer = load_tokenizer(model.path, **tokenizer_kwargs(load_kwargs))
-            rows = calibration_rows(config.data_config, config.num_samples, config.seq_len, context, tokenizer)
+        rows = calibration(config, model, load_kwargs, context)
         dtype = model_dtype(model.load_kwargs, model_config)
         context.logger.info("%s: loading %s in %s", self.name, model.path, dtype)
-        torch_model = load_causal_lm(model.path, dtype, **load_kwargs).eval()
-        quant_plan, group_size = plan(torch_model, options, context.logger)
-        device = _device(context)
-        quantize_model(torch_model, options, quant_plan, group_size, rows, device)
-        calibration = {} if rows is None else {"calibration_samples": int(rows.shape[0]),
-                                               "calibration_seq_len": int(rows.shape[1])}
-        save_quantized(torch_model, model.path, context.output_dir, quantization_config(options, group_size, calibration))
+        torch_model, deferred = load_causal_lm_by_layer(model.path, dtype, **load_kwargs)  # layers read one at a time
+        quant_plan, group_size = plan(torch_model.eval(), options, context.logger)
+        if existing and not quant_plan.all_linears() and not config.embeds:
+            raise OlivepressError(f"{model.path}: every linear the pass would quantize is quantized already; "
+                                  f"set lm_head: true (or embeds: true) to quantize what stays float")
+        quantize_model(torch_model, options, quant_plan, group_size, rows, _device(context), deferred)
+        if config.embeds:
+            _quantize_tied_embedding(torch_model, dataclasses.replace(options, group_size=group_size), dtype)
+        save_quantized(torch_model, model.path, context.output_dir,
+                       _checkpoint_config(existing, options, group_size, quant_plan.all_linears(), rows, config.embeds))
         return HfModel(path=context.output_dir, task=model.task, load_kwargs=model.load_kwargs)
+
+
+def calibration(config: QuantizeConfig, model: HfModel, load_kwargs: dict[str, Any], context: PassContext):
+    """The calibration rows of a calibrated quantizer (AWQ, GPTQ); None for RTN."""
+    from olivepress.models.loading import load_tokenizer
+
+    if not isinstance(config, CalibratedConfig):
+        return None
+    tokenizer = load_tokenizer(model.path, **tokenizer_kwargs(load_kwargs))
+    return calibration_rows(config.data_config, config.num_samples, config.seq_len, context, tokenizer)
+
+
+def _quantize_tied_embedding(torch_model: Any, options: QuantizeOptions, dtype: str) -> None:
+    from olivepress.models.loading import torch_dtype
+    from olivepress.quantization.qembedding import tie_quantized_embedding, tied_embedding_problem
+
+    problem = tied_embedding_problem(torch_model, options)
+    if problem:
+        raise OlivepressError(f"embeds: {problem}")
+    tie_quantized_embedding(torch_model, torch_dtype(dtype))
+
+
+def _checkpoint_config(existing: dict[str, Any] | None, options: QuantizeOptions, group_size: int,
+                       quantized: list[str], rows: Any, embeds: bool) -> dict[str, Any]:
+    from olivepress.quantization.checkpoint import extended_quantization_config, quantization_config
+
+    if existing:
+        return extended_quantization_config(existing, options, group_size, quantized, embeds)
+    samples = {} if rows is None else {"calibration_samples": int(rows.shape[0]),
+                                       "calibration_seq_len": int(rows.shape[1])}
+    return quantization_config(options, group_size, samples, embeds)
 
 
 class AWQ(_Quantize[AWQConfig]):
