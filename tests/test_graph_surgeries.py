@@ -1,7 +1,6 @@
 """GraphSurgeries: each surgeon on a small graph (or a tiny exported model) changes the graph as it says and leaves
 the outputs as they were (or within the stated tolerance of an approximation)."""
 
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -10,23 +9,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from pass_runner import run_pass
 from pydantic import ValidationError
 
-from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.graph_surgeries import GraphSurgeries, GraphSurgeriesConfig
 
 VOCAB, HIDDEN, BLOCK = 48, 64, 32
 
 
 def run_surgeries(model: OnnxModel, folder: Path, *surgeons: dict, **options) -> tuple[OnnxModel, dict]:
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    config = GraphSurgeriesConfig.model_validate({"surgeries": list(surgeons), **options})
-    return GraphSurgeries().run(model, config, context), context.metrics
+    return run_pass(GraphSurgeries, model, folder, surgeries=list(surgeons), **options)
 
 
 def save_graph(folder: Path, nodes, inputs, outputs, initializers: dict, opset: int = 17) -> OnnxModel:
@@ -177,11 +170,7 @@ def test_replace_erf_with_tanh_and_lp_norm(tmp_path):
 def test_replace_attention_mask_value_on_an_exported_llama(tiny_llama, tmp_path):
     from olivepress.passes.onnx.conversion import OnnxConversion
 
-    (tmp_path / "export" / "out").mkdir(parents=True)
-    (tmp_path / "export" / "scratch").mkdir()
-    context = PassContext(output_dir=tmp_path / "export" / "out", scratch_dir=tmp_path / "export" / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    exported = OnnxConversion().run(HfModel(tiny_llama), OnnxConversion.Config(), context)
+    exported, _ = run_pass(OnnxConversion, HfModel(tiny_llama), tmp_path / "export")
     masked, metrics = run_surgeries(exported, tmp_path / "mask", {"surgeon": "ReplaceAttentionMaskValue"})
     assert metrics["ReplaceAttentionMaskValue"] >= 1
     lowest = min(float(numpy_helper.to_array(t).min()) for t in graph_of(masked).initializer
@@ -200,12 +189,8 @@ def test_replace_attention_mask_value_on_an_exported_llama(tiny_llama, tmp_path)
 def built_llama(tiny_llama, tmp_path_factory) -> OnnxModel:
     from olivepress.passes.onnx.model_builder import ModelBuilder
 
-    folder = tmp_path_factory.mktemp("built")
-    (folder / "out").mkdir()
-    (folder / "scratch").mkdir()
-    context = PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    return ModelBuilder().run(HfModel(tiny_llama), ModelBuilder.Config(precision="fp32"), context)
+    built, _ = run_pass(ModelBuilder, HfModel(tiny_llama), tmp_path_factory.mktemp("built"), precision="fp32")
+    return built
 
 
 def builder_feed(model: OnnxModel, mask: np.ndarray) -> dict:
@@ -266,12 +251,8 @@ def longrope_phi3(tmp_path_factory) -> OnnxModel:
                                       "long_factor": [2.0 + 0.5 * i for i in range(8)]})
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    built = tmp_path_factory.mktemp("longrope-built")
-    (built / "out").mkdir()
-    (built / "scratch").mkdir()
-    context = PassContext(output_dir=built / "out", scratch_dir=built / "scratch",
-                          accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
-    return ModelBuilder().run(HfModel(folder), ModelBuilder.Config(precision="fp32"), context)
+    built, _ = run_pass(ModelBuilder, HfModel(folder), tmp_path_factory.mktemp("longrope-built"), precision="fp32")
+    return built
 
 
 @pytest.mark.slow

@@ -1,23 +1,21 @@
 """Olive's model types: PyTorchModel (model_loader in model_script, or a whole module in a .pt file) with its
 io_config, exported by OnnxConversion; and the io_config / model_class of an HfModel."""
 
-import logging
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pass_runner import pass_context
 from pydantic import ValidationError
 
 from olivepress.config.sections import HfModelConfig, PyTorchModelConfig
 from olivepress.engine.keys import model_key
 from olivepress.errors import OlivepressError
-from olivepress.hardware import Accelerator
 from olivepress.hashing import FingerprintMemo
 from olivepress.models.handles import HfModel, PyTorchModel
 from olivepress.models.resolve import pytorch_model, resolve_input_model
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion, OnnxConversionConfig
 
 SCRIPT = """
@@ -48,13 +46,6 @@ def script(tmp_path) -> Path:
     path = tmp_path / "user_script.py"
     path.write_text(SCRIPT, encoding="utf-8")
     return path
-
-
-def _context(tmp_path: Path) -> PassContext:
-    for name in ("out", "scratch"):
-        (tmp_path / name).mkdir()
-    return PassContext(output_dir=tmp_path / "out", scratch_dir=tmp_path / "scratch", data_configs={},
-                       accelerator=Accelerator("cpu", "CPUExecutionProvider"), logger=logging.getLogger("test"))
 
 
 @pytest.mark.parametrize("config, problem", [
@@ -97,7 +88,7 @@ def _run_graph(folder: Path, features: np.ndarray) -> tuple[list[str], list[str]
 @pytest.mark.slow
 def test_onnx_conversion_exports_a_loader_model_with_its_io_config_function(script, tmp_path):
     model = PyTorchModel(model_script=script, model_loader="load_scale", io_config="io_config")
-    OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+    OnnxConversion().run(model, OnnxConversionConfig(), pass_context(tmp_path))
     features = np.arange(12, dtype=np.float32).reshape(3, 4)  # batch 3: the batch axis is dynamic
     inputs, outputs, scaled = _run_graph(tmp_path / "out", features)
     assert (inputs, outputs) == (["features"], ["scaled"])
@@ -112,7 +103,7 @@ def test_onnx_conversion_exports_a_whole_module_saved_in_a_pt_file(script, tmp_p
     config = PyTorchModelConfig(type="PyTorchModel", model_path=str(tmp_path / "scale.pt"), io_config={
         "input_names": ["features"], "input_shapes": [[1, 4]], "input_types": ["float32"], "output_names": ["scaled"]})
     model = resolve_input_model(config)
-    OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+    OnnxConversion().run(model, OnnxConversionConfig(), pass_context(tmp_path))
     _, _, scaled = _run_graph(tmp_path / "out", np.ones((1, 4), dtype=np.float32))
     np.testing.assert_allclose(scaled, np.full((1, 4), 2.0))
 
@@ -125,7 +116,7 @@ def test_an_hf_models_io_config_shapes_its_export(tiny_llama, tmp_path):
         "dynamic_axes": {"input_ids": axes, "attention_mask": axes, "logits": axes}})
     model = resolve_input_model(config)
     assert isinstance(model, HfModel) and model.model_class == "LlamaForCausalLM"
-    OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+    OnnxConversion().run(model, OnnxConversionConfig(), pass_context(tmp_path))
     import onnx
 
     graph = onnx.load(str(tmp_path / "out" / "model.onnx"), load_external_data=False).graph
@@ -146,7 +137,7 @@ def test_kv_cache_io_config_exports_past_key_values_of_a_causal_lm(tiny_llama, t
         "input_names": ["input_ids", "attention_mask", "position_ids"], "output_names": ["logits"],
         "input_shapes": [[2, 8], [2, 40], [2, 8]], "input_types": ["int32", "int32", "int32"], "dynamic_axes": axes,
         "kv_cache": True})
-    OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+    OnnxConversion().run(model, OnnxConversionConfig(), pass_context(tmp_path))
     session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [value.name for value in session.get_inputs()]
     assert names[3:] == [f"past_key_values.{n}.{kind}" for n in range(2) for kind in ("key", "value")]
@@ -173,7 +164,7 @@ def test_kv_cache_io_config_is_refused_at_export(script, tmp_path):
         "input_names": ["features"], "input_shapes": [[2, 4]], "input_types": ["float32"],
         "output_names": ["scaled"], "kv_cache": True})
     with pytest.raises(OlivepressError, match="^io_config.kv_cache: OnnxConversion does not add past key/value inputs"):
-        OnnxConversion().run(model, OnnxConversionConfig(), _context(tmp_path))
+        OnnxConversion().run(model, OnnxConversionConfig(), pass_context(tmp_path))
 
 
 def test_an_unknown_model_class_is_named():

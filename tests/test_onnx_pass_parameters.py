@@ -11,11 +11,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from pass_runner import pass_context
 from pydantic import ValidationError
 
-from olivepress.hardware import Accelerator
 from olivepress.models.handles import HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.extract_adapters import ExtractAdaptersConfig
 from olivepress.passes.onnx.float16 import OnnxFloatToFloat16
@@ -27,16 +26,8 @@ OLIVE_EXTERNAL_DATA = {"save_as_external_data": True, "all_tensors_to_one_file":
                        "external_data_name": "weights.pb", "size_threshold": 0, "convert_attribute": False}
 
 
-def context_in(folder: Path, provider: str = "CPUExecutionProvider") -> PassContext:
-    (folder / "out").mkdir(parents=True)
-    (folder / "scratch").mkdir()
-    device = "cpu" if provider == "CPUExecutionProvider" else "gpu"
-    return PassContext(output_dir=folder / "out", scratch_dir=folder / "scratch",
-                       accelerator=Accelerator(device, provider), logger=logging.getLogger("test"))
-
-
 def run_pass(pass_class, model, folder: Path, **config):
-    context = context_in(folder)
+    context = pass_context(folder)
     return pass_class().run(model, pass_class.Config.model_validate(config), context)
 
 
@@ -122,16 +113,16 @@ def test_enable_cuda_graph_on_cpu_is_one_warning_not_a_refusal(tmp_path, caplog)
     model = HfModel(tmp_path)
     config = ModelBuilderConfig.model_validate({"precision": "int4", "enable_cuda_graph": True})
     with caplog.at_level(logging.WARNING):
-        command = builder_command(model, config, context_in(tmp_path / "cpu"))
+        command = builder_command(model, config, pass_context(tmp_path / "cpu"))
     assert not any(part.startswith("enable_cuda_graph=") for part in command)
     assert [record.getMessage() for record in caplog.records] == [
         "ModelBuilder: enable_cuda_graph applies to the cuda and NvTensorRtRtx execution providers; "
         "the cpu model is built without it"]
     caplog.clear()
-    cuda = builder_command(model, config, context_in(tmp_path / "cuda", "CUDAExecutionProvider"))
+    cuda = builder_command(model, config, pass_context(tmp_path / "cuda", "CUDAExecutionProvider"))
     assert "enable_cuda_graph=true" in cuda and not caplog.records
     off = ModelBuilderConfig.model_validate({"enable_cuda_graph": False, "execution_provider": "cuda"})
-    assert "enable_cuda_graph=false" in builder_command(model, off, context_in(tmp_path / "off"))
+    assert "enable_cuda_graph=false" in builder_command(model, off, pass_context(tmp_path / "off"))
 
 
 @pytest.mark.slow

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from pass_runner import run_pass
+from pass_runner import pass_context, run_pass
 from pydantic import ValidationError
 
 from olivepress.errors import OlivepressError
 from olivepress.hardware import Accelerator
 from olivepress.models.handles import CompositeModel, HfModel, OnnxModel
-from olivepress.passes.base import PassContext
 from olivepress.passes.onnx.compose import ComposeOnnxModels, compose
 from olivepress.passes.onnx.conversion import OnnxConversion
 from olivepress.passes.onnx.graph_surgeries import GraphSurgeries
@@ -310,12 +309,7 @@ def test_static_llm_refusals(split, static, tmp_path):
     with pytest.raises(OlivepressError, match="part 'b' has no GroupQueryAttention; only GQA models"):
         run_pass(StaticLLM, three, tmp_path / "mha")
     static_parts, _ = static
-    (tmp_path / "qnn" / "out").mkdir(parents=True)
-    (tmp_path / "qnn" / "scratch").mkdir()
-    import logging
-
-    context = PassContext(output_dir=tmp_path / "qnn" / "out", scratch_dir=tmp_path / "qnn" / "scratch",
-                          accelerator=Accelerator("gpu", "QNNExecutionProvider"), logger=logging.getLogger("test"))
+    context = pass_context(tmp_path / "qnn", "QNNExecutionProvider")
     with pytest.raises(OlivepressError, match="StaticLLM for QNN GPU .* olivepress-qnn plugin"):
         StaticLLM().run(static_parts, StaticLLM.Config(), context)
 

@@ -79,7 +79,8 @@ def keep_activations_callback(step_tokens: int, log: Any):
     from transformers import TrainerCallback
 
     class KeepActivations(TrainerCallback):
-        handles: list[Any] = []
+        def __init__(self):
+            self.handles: list[Any] = []
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if args.activation_checkpointing and model is not None:

@@ -138,10 +138,11 @@ class _LoRABase(Pass[HfModel, LoRAConfigT]):
         )
         transformers.set_seed(args.seed)  # the adapter's initial weights come from this seed
         peft_model = self.adapted_model(model, config, context)
-        step_tokens = args.per_device_train_batch_size * longest_row(train_data)
+        row_tokens = longest_row(train_data)
+        step_tokens = args.per_device_train_batch_size * row_tokens
         if step_tokens >= LARGE_STEP_TOKENS:
             return_freed_memory()
-        report = progress_callback(self.name, longest_row(train_data), on_cpu=context.accelerator.device == "cpu")
+        report = progress_callback(self.name, row_tokens, on_cpu=context.accelerator.device == "cpu")
         if not USER_KEYS & config.training_args.keys():
             callbacks = (keep_activations_callback(step_tokens, context.logger), *callbacks)
         trainer = chunked_loss_trainer(
