@@ -5,13 +5,19 @@
 ROOT (default ../shared/olive-examples) holds Olive's `examples/` folders at some tags. A run config is a JSON/YAML
 file whose top level is a mapping with `passes`, `pass_flows`, `input_model` or `engine`. Each is validated from
 its own folder (documents name their user scripts by relative paths), as `olivepress validate` does. Prints, per
-tag: accepted / refused / crashed, the share accepted among the documents whose pass types olivepress has, and
-the refusal reasons ranked by the number of documents they occur in. A document refused only because a local file
-its example's setup script creates is missing (a model the example trains first, its data) is counted as "refused:
-local file missing", a correct refusal; the share is also given without those documents. `--problems` lists every
-refused document's lines; `--json` prints the counts as JSON too. docs/olive-compatibility.md holds the results.
+tag: accepted / refused / crashed, and, among the documents whose pass types olivepress has, the share accepted
+(raw) and the share accepted among the documents Olive could run as written. A refused document whose every problem
+is one Olive would also refuse, or one the example's own setup fixes, is not one Olive could run as written:
+  - placeholder: a template's unfilled placeholders ('<model_name_placeholder>', '<<str: model_path>>'), which the
+    example's generator script fills in (choosing among the template's passes: a template's other problems are
+    counted beside it, and ranked with the others);
+  - local file missing: a model, data or script file the example's setup makes (a model it trains first, a
+    requirements file beside its notebook), or a script named from the folder the example's generator runs in;
+  - undefined reference: a data config, pass or evaluator the document names but does not define.
+Every other refusal is an olivepress gap. The documents refused for those reasons are listed with their reasons, then
+the refusal reasons are ranked by the number of documents they occur in. `--problems` lists every refused document's
+lines; `--json` prints the counts as JSON too. docs/benchmarks.md holds the results.
 """
-
 import argparse
 import json
 import os
@@ -37,8 +43,14 @@ SUFFIXES = (".json", ".yaml", ".yml")
 # A problem line's path, made general: names the document chose, and list indexes, become '*'.
 NAMED_SECTIONS = re.compile(r"^(passes|systems|evaluators|search_space)\.[^.:\[]+")
 INDEX = re.compile(r"\[\d+\]")
-# A problem line about a local file or folder that is not there (what an example's setup script would create).
-LOCAL_MISSING = re.compile(r": (no such (file|folder)|user script .+ not found|.+ holds no model\.onnx)(\b|$)")
+# Problems Olive would also have, or that the example's setup fixes: the class of a problem line, by what it says.
+OLIVE_TOO = {
+    "placeholder": re.compile(r": '[^']*' is a template's placeholder"),
+    # a local file or folder that is not there (what an example's setup script would create)
+    "local file missing": re.compile(r": (.+: no such (file|folder)|user script .+ not found|.+ holds no model\.onnx)"
+                                     r"(\b|$)"),
+    "undefined reference": re.compile(r": no (data config|pass|evaluator|system) named '"),
+}
 NOISE = re.compile(r" \(got .*?\)$| \(did you mean '[^']*'\?\)|; (known|it has|one of)[^;]*$|, not .*$")
 
 
@@ -50,10 +62,25 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
     @property
-    def local_file_missing(self) -> bool:
-        """Refused only because local files are missing: a correct refusal until the example's setup has run."""
+    def olive_too(self) -> list[str]:
+        """The reasons Olive would refuse it too (or its example's setup fixes it), when every problem is one of those
+        or the document is a template with placeholders (its generator script writes the document that runs, choosing
+        among its passes); [] for an accepted document and for any other refusal (an olivepress gap)."""
+        kinds = self._kinds()
+        if not kinds or (None in kinds and "placeholder" not in kinds):
+            return []
+        return sorted({kind for kind in kinds if kind is not None}, key=list(OLIVE_TOO).index)
+
+    @property
+    def other_problems(self) -> int:
+        """A template's problems that are none of OLIVE_TOO's (what olivepress might still refuse once it is filled)."""
+        return self._kinds().count(None)
+
+    def _kinds(self) -> list[str | None]:
         lines = [line for line in self.problems if not line.startswith("... and ")]
-        return self.status == "refused" and bool(lines) and all(LOCAL_MISSING.search(line) for line in lines)
+        if self.status != "refused":
+            return []
+        return [next((kind for kind, pattern in OLIVE_TOO.items() if pattern.search(line)), None) for line in lines]
 
 
 def run_configs(root: Path) -> list[Path]:
@@ -116,13 +143,17 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     counts = Counter(outcome.status for outcome in outcomes)
     with_passes = [outcome for outcome in outcomes if outcome.passes_known]
     accepted = sum(outcome.status == "accepted" for outcome in with_passes)
-    missing = sum(outcome.local_file_missing for outcome in with_passes)
+    olive_too = [outcome for outcome in with_passes if outcome.olive_too]
+    runnable = len(with_passes) - len(olive_too)  # documents Olive could run as written
     return {"documents": len(outcomes), **{status: counts[status] for status in ("accepted", "refused", "crashed")},
             "with_known_passes": len(with_passes), "accepted_with_known_passes": accepted,
-            "refused_local_file_missing": missing,
             "share": round(100 * accepted / len(with_passes), 1) if with_passes else None,
-            "share_without_local_file_missing": round(100 * accepted / (len(with_passes) - missing), 1)
-            if len(with_passes) > missing else None}
+            "refused_as_olive_would": len(olive_too),
+            "refused_as_olive_would_by_reason": dict(Counter(kind for outcome in olive_too
+                                                             for kind in outcome.olive_too)),
+            "runnable_as_written": runnable,
+            "share_of_runnable_as_written": round(100 * accepted / runnable, 1) if runnable else None,
+            "olivepress_gaps": runnable - accepted}
 
 
 def ranked_reasons(outcomes: list[Outcome], only_known_passes: bool) -> list[tuple[str, int]]:
@@ -149,8 +180,16 @@ def main() -> None:
         s = summary(group)
         print(f"{name}: {s['documents']} documents: {s['accepted']} accepted, {s['refused']} refused, "
               f"{s['crashed']} crashed; among the {s['with_known_passes']} whose pass types olivepress has: "
-              f"{s['accepted_with_known_passes']} accepted ({s['share']}%), {s['refused_local_file_missing']} refused: "
-              f"local file missing ({s['share_without_local_file_missing']}% accepted without those)")
+              f"{s['accepted_with_known_passes']} accepted ({s['share']}%); {s['refused_as_olive_would']} refused as "
+              f"Olive would (or fixed by the example's setup), so {s['accepted_with_known_passes']} of the "
+              f"{s['runnable_as_written']} documents Olive could run as written accepted "
+              f"({s['share_of_runnable_as_written']}%), {s['olivepress_gaps']} olivepress gaps")
+    print("\nrefused as Olive would, or fixed by the example's setup (documents whose pass types olivepress has):")
+    for outcome in every:
+        if outcome.passes_known and outcome.olive_too:
+            count = outcome.other_problems
+            others = f" (a template; {count} other problem{'s' if count > 1 else ''}: see --problems)" if count else ""
+            print(f"    {outcome.file.relative_to(args.root)}: {', '.join(outcome.olive_too)}{others}")
     for title, only_known in (("refusal reasons, documents whose pass types olivepress has", True),
                               ("refusal reasons, all documents", False)):
         print(f"\n{title} (documents):")
@@ -159,7 +198,8 @@ def main() -> None:
     if args.problems:
         for outcome in every:
             if outcome.status != "accepted":
-                status = "refused: local file missing" if outcome.local_file_missing else outcome.status
+                status = f"refused as Olive would ({', '.join(outcome.olive_too)})" if outcome.olive_too \
+                    else outcome.status
                 print(f"\n{status}: {outcome.file.relative_to(args.root)}")
                 print("\n".join(f"    {line}" for line in outcome.problems))
     if args.json:

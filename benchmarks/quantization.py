@@ -26,14 +26,16 @@ import sys
 import time
 from pathlib import Path
 
+from olivepress.api.tasks import QUANTIZED_HEAD  # what `olivepress quantize` adds to each pass
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "olivepress" / "data" / "seed"
 TEXTS = REPO / "benchmarks" / "texts"
 CALIBRATION_PHRASES = 1000
 EVAL_WINDOW = 512
 # stage name -> the quantization pass it runs (AWQ with GPTQ rounding: an option, measured beside the default)
-QUANTIZERS = {"awq": {"type": "AWQ"}, "awq_gptq": {"type": "AWQ", "gptq_rounding": True}, "gptq": {"type": "GPTQ"},
-              "rtn": {"type": "RTN"}}
+QUANTIZERS = {"awq": {"type": "AWQ", **QUANTIZED_HEAD}, "awq_gptq": {"type": "AWQ", "gptq_rounding": True, **QUANTIZED_HEAD},
+              "gptq": {"type": "GPTQ", **QUANTIZED_HEAD}, "rtn": {"type": "RTN", **QUANTIZED_HEAD}}
 
 
 def main() -> None:

@@ -148,7 +148,7 @@ def test_task_functions_take_olive_names_and_refuse_both(tiny_llama, tmp_path):
     plan = olivepress.quantize(model_name_or_path=tiny_llama, algorithm="rtn", output_path=tmp_path / "out",
                                save_config=saved, dry_run=True)
     assert isinstance(plan, olivepress.Plan) and [step.type for step in plan.steps] == ["RTN"]
-    assert json.loads(saved.read_text())["passes"] == {"rtn": {"type": "RTN", "bits": 4}}
+    assert json.loads(saved.read_text())["passes"] == {"rtn": {"type": "RTN", "bits": 4, "lm_head": True, "embeds": "tied"}}
     with pytest.raises(olivepress.OlivepressError, match="give the model once"):
         olivepress.quantize(tiny_llama, model_name_or_path=tiny_llama, output_path=tmp_path / "out")
     with pytest.raises(olivepress.OlivepressError, match="no training data"):

@@ -22,9 +22,9 @@ PINS = {
     "builder": ["d45e9a20745e0934fd29fe9f6a73f20b53b8d01d89d9696d5a46d57bccff972a"],
     "lora_then_builder": ["61a579aa7f89870baa5a5c2ae1f8c9d74f1e1d1f6742711ff70d1a2ed1b0f894",
                           "78012176af5a1aa512804561638e4237c29da434cde9121024517bbfe5b778ed"],
-    # AWQ version 3: float matrices written in float16 (issues 15, 17)
-    "awq_gpu": ["0b8ea9246a02436d199993bf98b931419dc695e4c54251be895c2682ec7776e7",
-                "1caa2df1bf83275fed8e52558f9d71efea4745d7f1cdb7d5f65003ec61178e83"],
+    # AWQ version 4: a quantized LM head rounded with GPTQ (issue 17); version 3's keys were 0b8ea924..., 1caa2df1...
+    "awq_gpu": ["c4ee7c6c41e08834f36f421078a0ef994161579fd21855a961d9a17a7ec086f2",
+                "e5104aecf2614a5505bb6f60f4caa1b05d8d7a967373559d68cb8d0dbcb5f523"],
 }
 
 

@@ -163,6 +163,14 @@ def test_validate_finds_the_local_files_run_would_miss(cli, write_doc, tmp_path,
     assert "data_configs[0].script_dir: scripts: no such folder" in messages
 
 
+@pytest.mark.parametrize(("model_path", "kind"), [("models/m.onnx", "file"), ("models/m", "folder")])
+def test_a_missing_onnx_model_is_no_such_file_or_folder(cli, write_doc, model_path, kind):
+    doc = write_doc({"input_model": {"type": "ONNXModel", "config": {"model_path": model_path}}})
+    code, _, err = cli("validate", "--config", doc)
+    assert code == 2
+    assert err.strip().endswith(f"input_model.model_path: {model_path}: no such {kind}")
+
+
 def test_hub_and_azureml_references_are_checked_for_shape_only(cli, write_doc):
     document = {"input_model": {"type": "HfModel", "model_path": "azureml://registries/r/models/m/versions/1"},
                 "data_configs": [{"name": "d", "load_dataset_config": {

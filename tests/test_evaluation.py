@@ -265,17 +265,6 @@ def test_olives_perplexity_is_olivepress_perplexity():
     assert sub_metrics(EvaluatorConfig(metrics=[metric]))[0].higher_is_better is False
 
 
-def test_lm_evaluator_is_refused_in_one_line(tmp_path, write_doc, cli):
-    document = builder_workflow(tmp_path / "model", tmp_path)
-    document["evaluators"] = {"lm": {"type": "LMEvaluator", "tasks": ["arc_easy"], "batch_size": 16}}
-    code, _, err = cli("validate", "--config", write_doc(document))
-    assert code == 2
-    lines = [line for line in err.splitlines() if "evaluators.lm" in line]
-    assert len(lines) == 1  # one line, not one per key of Olive's evaluator
-    assert lines[0].endswith("LMEvaluator (Olive 0.7+) runs lm-evaluation-harness tasks, which olivepress does not "
-                             "include; measure perplexity or accuracy with a metric, or run lm_eval on the output model")
-
-
 def _graph(path: Path, with_past: bool) -> OnnxModel:
     import onnx
     from onnx import TensorProto, helper

@@ -261,13 +261,9 @@ def test_current_olive_spellings_are_read_as_they_are():
 def test_olive_keys_olivepress_does_not_read_are_refused_saying_what_to_do_instead():
     with pytest.raises(DocumentError) as error:
         _validated({"input_model": {"type": "HfModel", "model_path": "org/m"},
-                    "systems": {"env": {"type": "PythonEnvironment", "python_environment_path": "/usr",
-                                        "olive_managed_env": True, "requirements_file": "r.txt"}},
+                    "systems": {"env": {"type": "PythonEnvironment", "python_environment_path": "/usr"}},
                     "passes": {"b": {"type": "ModelBuilder", "host": "env", "clean_run_cache": True}}})
     assert error.value.problems == [
-        "w.json: systems.env.olive_managed_env: an environment Olive builds from requirements_file (olive_managed_env, "
-        "Olive 0.6) is not built by olivepress: create it (python -m venv, pip install -r the file, olivepress) and give "
-        "its python_environment_path",
         "w.json: passes.b.host: a pass's own system (Olive 0.2 and later) is not read: passes run on engine.target; "
         "use one target",
     ]

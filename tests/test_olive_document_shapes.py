@@ -77,14 +77,20 @@ def test_a_docker_system_is_refused_with_what_to_do_and_its_reference_is_not_a_s
         "use a PythonEnvironment system"]
 
 
-def test_a_managed_environment_is_one_line_without_the_missing_path_it_causes():
-    problems = _problems({"input_model": MODEL, "systems": {"env": {"type": "PythonEnvironment", "config": {
+def test_a_managed_environment_is_read_and_a_host_that_is_the_target_is_the_target():
+    workflow = _validated({"input_model": MODEL, "systems": {"env": {"type": "PythonEnvironment", "config": {
         "accelerators": [{"device": "GPU", "execution_providers": None}],
-        "olive_managed_env": True, "requirements_file": "r.txt"}}}})
-    assert problems == [
-        "w.json: systems.env.config.olive_managed_env: an environment Olive builds from requirements_file "
-        "(olive_managed_env, Olive 0.6) is not built by olivepress: create it (python -m venv, pip install -r the "
-        "file, olivepress) and give its python_environment_path"]
+        "olive_managed_env": True, "requirements_file": "r.txt"}}}, "engine": {"host": "env", "target": "env"}})
+    name, system = workflow.config.target_system()
+    assert (name, system.olive_managed_env, system.requirements_file, system.python_environment_path) == (
+        "env", True, "r.txt", None)
+    assert workflow.config.engine.host is None
+    assert [(".".join(map(str, r.path)), r.message) for r in workflow.rewrites] == [
+        ("engine.host", "'env' is the target too: passes and evaluations run in that Python environment as "
+                        "engine.target; removed")]
+    both = {"type": "PythonEnvironment", "olive_managed_env": True, "python_environment_path": "/v"}
+    assert _problems({"input_model": MODEL, "systems": {"env": both}}) == [
+        "w.json: systems.env.python_environment_path: olive_managed_env builds the environment; give one of them"]
 
 
 def test_a_composite_input_model_and_hf_config_components_are_refused_in_one_line():
@@ -99,15 +105,48 @@ def test_a_composite_input_model_and_hf_config_components_are_refused_in_one_lin
         "components is not an input model)"]
 
 
-def test_export_functions_of_an_older_hf_config_model_are_one_line_saying_what_to_write():
-    problems = _problems({"input_model": {"type": "PyTorchModel", "config": {
-        "model_script": "user_script.py", "dummy_inputs_func": "dummy_inputs", "io_config": "get_io_config",
-        "hf_config": {"model_name": "org/m", "task": "text-generation"}}}})
-    assert problems == [
-        "w.json: input_model.config.model_script: model_script, dummy_inputs_func, io_config: Olive 0.2-0.6 took a "
-        "hf_config model's export functions from model_script, which olivepress reads on a PyTorchModel: add a "
-        "model_loader function to the script that returns the model and drop hf_config, or give io_config as a "
-        "mapping"]
+# Olive 0.6's examples/opt_125m/awq.json: the model from hf_config, its export functions from model_script
+OPT_AWQ_MODEL = {"type": "PyTorchModel", "config": {
+    "model_script": "user_script.py", "dummy_inputs_func": "dummy_inputs", "io_config": "get_io_config",
+    "hf_config": {"model_name": "facebook/opt-125m", "task": "text-generation",
+                  "from_pretrained_args": {"trust_remote_code": True}}}}
+
+
+def test_an_older_hf_config_model_with_export_functions_is_the_hub_model_with_the_scripts_functions():
+    workflow = _validated({"input_model": OPT_AWQ_MODEL, "passes": {
+        "4bit_awq_quantizer": {"type": "AutoAWQQuantizer", "config": {"pack_model_for_onnx_conversion": True}},
+        "conversion_merged": {"type": "OnnxConversion", "config": {"device": "cuda"}}}})
+    model = workflow.config.input_model
+    assert (model.type, model.model_path, model.task, model.load_kwargs) == (
+        "HfModel", "facebook/opt-125m", "text-generation", {"trust_remote_code": True})
+    assert (model.model_script, model.io_config, model.dummy_inputs_func) == (
+        "user_script.py", "get_io_config", "dummy_inputs")
+    assert [step.pass_class.name for step in workflow.steps] == ["AWQ", "OnnxConversion"]  # AWQ takes the hf model
+    assert ("input_model.config.model_script", "the model is loaded from hf_config, as in Olive 0.2-0.6; "
+            "dummy_inputs_func, io_config of model_script are called when OnnxConversion exports it (also after "
+            "passes that make a new Hugging Face model from it)") in [
+        (".".join(map(str, r.path)), r.message) for r in workflow.rewrites]
+
+
+def test_an_hf_models_function_names_need_the_script_that_holds_them():
+    assert _problems({"input_model": {**MODEL, "io_config": "get_io_config"}}) == [
+        "w.json: input_model.io_config: names a function of model_script, which is not given: give model_script, the "
+        "file that holds it (or io_config as a mapping)"]
+    assert _problems({"input_model": {**MODEL, "io_config": {"input_names": ["input_ids"]}}}) == [
+        "w.json: input_model.io_config.output_names: Field required"]
+
+
+def test_a_pass_that_makes_a_new_hf_model_keeps_the_scripts_export_functions(tmp_path):
+    from olivepress.models.handles import HfModel, handle_from_config
+
+    source = HfModel(path=tmp_path / "m", model_script=tmp_path / "s.py", io_config="get_io_config",
+                     dummy_inputs_func="dummy_inputs")
+    made = HfModel(path=tmp_path / "out").with_export_functions(source)
+    assert (made.path, made.model_script, made.io_config, made.dummy_inputs_func) == (
+        tmp_path / "out", tmp_path / "s.py", "get_io_config", "dummy_inputs")
+    assert handle_from_config(made.to_config()) == made  # through the cache and the worker protocol
+    own = HfModel(path=tmp_path / "out", io_config={"input_names": ["x"], "output_names": ["y"]})
+    assert own.with_export_functions(source) == own  # a model with an io_config of its own keeps it
 
 
 def test_load_best_model_at_end_saves_a_checkpoint_at_each_evaluation(tmp_path):
@@ -162,7 +201,26 @@ def test_a_pass_evaluator_in_a_pass_by_pass_search_or_with_pass_flows_is_refused
         "instead"]
 
 
-def test_an_hf_model_io_config_given_as_a_function_name_says_where_functions_are_read():
-    assert _problems({"input_model": {**MODEL, "io_config": "get_io_config"}}) == [
-        "w.json: input_model.io_config: a function name, which olivepress calls for a PyTorchModel (from its "
-        "model_script); give an HfModel's io_config as a mapping (got 'get_io_config')"]
+def test_shared_kv_buffer_is_read_beside_io_bind_and_named_as_not_used(tmp_path):
+    from olivepress.evaluation.forward import unread_settings
+    from olivepress.models.handles import OnnxModel
+
+    metrics = [{"name": "latency", "type": "latency", "sub_types": [{"name": "avg"}],
+                "user_config": {"io_bind": True, "shared_kv_buffer": True}},
+               {"name": "acc", "type": "accuracy", "sub_types": [{"name": "accuracy_score"}],
+                "user_config": {"shared_kv_buffer": True}, "data_config": "d"}]
+    workflow = _validated({"input_model": MODEL, "evaluators": {"e": {"metrics": metrics}},
+                           "data_configs": [{"name": "d", "type": "HuggingfaceContainer",
+                                             "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}]})
+    latency, accuracy = workflow.config.evaluators["e"].metrics
+    assert latency.user_config.shared_kv_buffer and accuracy.user_config.shared_kv_buffer
+    assert unread_settings({"onnx": {}}, True, OnnxModel(path=tmp_path), True) == ["io_bind", "shared_kv_buffer"]
+
+
+def test_an_unmanaged_environments_requirements_file_is_removed_as_olive_ignores_it():
+    workflow = _validated({"input_model": MODEL, "systems": {"env": {"type": "PythonEnvironment", "config": {
+        "python_environment_path": "/venv", "olive_managed_env": False, "requirements_file": "r.txt"}}}})
+    assert workflow.config.systems["env"].python_environment_path == "/venv"
+    assert [(".".join(map(str, r.path)), r.message) for r in workflow.rewrites] == [
+        ("systems.env.config.olive_managed_env", "false: the environment at python_environment_path is used; removed"),
+        ("systems.env.config.requirements_file", "read by Olive only with olive_managed_env: true; removed")]

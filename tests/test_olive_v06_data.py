@@ -401,20 +401,6 @@ def test_io_config_kv_cache_may_be_olives_mapping():
     assert config.kv_cache  # refused when exported: OnnxConversion reads kv_cache true only
 
 
-def test_the_benchmark_counts_refusals_for_missing_local_files_on_their_own():
-    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-    from olive_examples import Outcome, summary
-
-    missing = Outcome(Path("a.json"), "refused", True, ["a.json:2: input_model.model_path: models/m.pt: no such file"])
-    other = Outcome(Path("b.json"), "refused", True, ["b.json:2: input_model.model_path: models/m.pt: no such file",
-                                                      "b.json:9: passes.p.use_gqa: unknown key 'use_gqa'"])
-    accepted = Outcome(Path("c.json"), "accepted", True)
-    assert missing.local_file_missing and not other.local_file_missing and not accepted.local_file_missing
-    counts = summary([missing, other, accepted])
-    assert counts["refused_local_file_missing"] == 1
-    assert (counts["share"], counts["share_without_local_file_missing"]) == (33.3, 50.0)
-
-
 def test_col_filters_keeps_the_rows_olive_keeps(tmp_path):
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps({"text": f"row {n}", "language": lang}) + "\n"

@@ -416,6 +416,39 @@ def test_awq_with_gptq_rounding_writes_an_awq_folder_closer_to_float_than_round_
     assert errors[True] < 0.9 * errors[False]
 
 
+@pytest.mark.parametrize("algorithm", ["awq", "gptq"])
+def test_calibrated_quantizers_round_the_lm_head_with_gptq_on_its_inputs(algorithm, tiny_llama):
+    """The head's output error on the calibration rows is well under round-to-nearest's, measured on the head's
+    inputs as the float model computes them (AWQ leaves the float function unchanged; GPTQ's quantized layers change
+    them a little)."""
+    from transformers import AutoModelForCausalLM
+
+    rows = torch.randint(3, 300, (8, 32), generator=torch.Generator().manual_seed(0))
+    float_model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    with torch.no_grad():
+        head_inputs = float_model.model(input_ids=rows).last_hidden_state.reshape(-1, float_model.config.hidden_size)
+    weight = float_model.lm_head.weight.detach()
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    options = CONFIGS[algorithm](group_size=32, lm_head=True).options()
+    quant_plan, group_size = plan(model, options, logger)
+    assert "lm_head" in quant_plan.outer_linears
+    quantize_model(model, options, quant_plan, group_size, rows, torch.device("cpu"))
+    calibrated = model.lm_head.dequantize()
+    nearest = quantize_rtn(weight, 4, 32, sym=False).dequantize()
+    assert output_error(head_inputs, weight, calibrated) < 0.8 * output_error(head_inputs, weight, nearest)
+
+
+def test_rtn_rounds_the_lm_head_to_nearest(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    weight = model.lm_head.weight.detach().clone()
+    options = RTNConfig(group_size=32, lm_head=True).options()
+    quant_plan, group_size = plan(model, options, logger)
+    quantize_model(model, options, quant_plan, group_size, None, torch.device("cpu"))
+    assert torch.equal(model.lm_head.quantized_weight().codes, quantize_rtn(weight, 4, 32, sym=False).codes)
+
+
 def test_a_tied_lm_head_stays_tied_to_the_embedding(tmp_path):
     from transformers import AutoModelForCausalLM, LlamaConfig
 

@@ -66,6 +66,26 @@ def test_tied_embedding_rows_are_the_heads_dequantized_rows(fmt, bits):
     assert embedding.state_dict() == {}  # the table is the head's, stored once under lm_head
 
 
+def test_the_quantize_command_stores_a_tied_table_once_as_the_calibrated_int4_head(tied_llama, tiny_llama, tmp_path,
+                                                                                    cli):
+    def quantize(model: Path, out: str, *flags: str) -> Path:
+        code, _, err = cli("quantize", "-m", model, "--algorithm", "awq", "--group_size", "32", "--num_samples", "4",
+                           "--seq_len", "64", "-o", tmp_path / out, *flags)
+        assert code == 0, err
+        return tmp_path / out / "model"
+
+    folder = quantize(tied_llama, "tied")
+    quantization = json.loads((folder / "config.json").read_text())["quantization_config"]
+    assert quantization["modules_to_not_convert"] == [] and quantization["embeds"] is True  # awq: no lm_head key
+    tensors = stored(folder)
+    assert "lm_head.qweight" in tensors and not [name for name in tensors if name.startswith("model.embed_tokens")]
+
+    untied = json.loads((quantize(tiny_llama, "untied") / "config.json").read_text())["quantization_config"]
+    assert untied["modules_to_not_convert"] == [] and "embeds" not in untied  # "tied" leaves it float
+    float_head = stored(quantize(tied_llama, "float-head", "--float_lm_head"))
+    assert "lm_head.qweight" not in float_head and "model.embed_tokens.weight" in float_head
+
+
 def test_rtn_with_embeds_stores_the_table_once_as_the_8_bit_head_and_loads_it_back(tied_llama, tmp_path, write_doc,
                                                                                    cli):
     from transformers import AutoModelForCausalLM

@@ -67,9 +67,15 @@ def test_quantize_builds_a_calibrated_pass(cli, tiny_llama, tmp_path):
                        "--data_config", data, "-o", tmp_path / "out", "--save_config", saved, "--dry_run")
     assert code == 0, err
     document = json.loads(saved.read_text())
-    assert document["passes"] == {"gptq": {"type": "GPTQ", "bits": 4, "group_size": 32, "data_config": "data"}}
+    assert document["passes"] == {"gptq": {"type": "GPTQ", "bits": 4, "group_size": 32, "lm_head": True,
+                                           "embeds": "tied", "data_config": "data"}}
     expected = {"data_name": "json", "data_files": str(tmp_path / "calib.jsonl")}
     assert document["data_configs"][0]["load_dataset_config"] == expected
+
+    code, _, err = cli("quantize", "-m", tiny_llama, "--algorithm", "awq", "--float_lm_head", "-o", tmp_path / "out",
+                       "--save_config", saved, "--dry_run")
+    assert code == 0, err
+    assert json.loads(saved.read_text())["passes"] == {"awq": {"type": "AWQ", "bits": 4}}
 
 
 def _validate(document: dict):

@@ -116,17 +116,25 @@ class Target:
         return run(workflow, dry_run=self.dry_run, connect=self.connect)
 
 
+# What `quantize` adds to the pass unless float_lm_head: the LM head quantized too (with calibrated rounding by AWQ
+# and GPTQ), and an input embedding tied to it stored once, as its table.
+QUANTIZED_HEAD = {"lm_head": True, "embeds": "tied"}
+
+
 def quantize(model: PathLike | None = None, *, output_path: PathLike, algorithm: Literal["awq", "gptq", "rtn"] = "awq",
              precision: Literal["int4", "int8"] = "int4", group_size: int | None = None, num_samples: int | None = None,
-             seq_len: int | None = None, data_config: PathLike | None = None, data_name: str | None = None,
-             data_files: Names | None = None, train_split: str | None = None, text_template: str | None = None,
-             text_field: Names | None = None, use_chat_template: bool = False, max_seq_len: int | None = None,
+             seq_len: int | None = None, float_lm_head: bool = False, data_config: PathLike | None = None,
+             data_name: str | None = None, data_files: Names | None = None, train_split: str | None = None,
+             text_template: str | None = None, text_field: Names | None = None, use_chat_template: bool = False,
+             max_seq_len: int | None = None,
              max_samples: int | None = None, adapter_path: PathLike | None = None, trust_remote_code: bool = False,
              cache_dir: PathLike | None = None, device: Literal["cpu", "gpu"] = "cpu", save_config: PathLike | None = None,
              dry_run: bool = False, model_name_or_path: PathLike | None = None,
              connect: Connect = azureml_connect) -> RunResult | Plan:
     """Weight-only quantization in torch (`olivepress quantize`): OUTPUT/model/ holds packed int weights. Calibrates
-    on the data arguments, or on the seed text shipped with olivepress; `rtn` takes none. Returns the run's result
+    on the data arguments, or on the seed text shipped with olivepress; `rtn` takes none. The LM head is quantized
+    too (by AWQ and GPTQ with calibrated rounding), and an input embedding tied to it is stored once as its table,
+    unless `float_lm_head`: the GenAI builder's int4 would round both to nearest otherwise. Returns the run's result
     (a `Plan` with `dry_run`)."""
     target = Target(model_argument(model, model_name_or_path), output_path, adapter_path, trust_remote_code, cache_dir, device,
                     save_config, dry_run, connect)
@@ -138,6 +146,8 @@ def quantize(model: PathLike | None = None, *, output_path: PathLike, algorithm:
         raise OlivepressError("--algorithm rtn uses no calibration data; drop the data flags, --num_samples and --seq_len")
     step = given(type=_choice("algorithm", algorithm, QUANTIZE_PASS_TYPES), bits=_choice("precision", precision, PRECISION_BITS),
                  group_size=group_size, **calibration)
+    if not float_lm_head:
+        step.update(QUANTIZED_HEAD)
     if data_configs:
         step["data_config"] = DATA_CONFIG_NAME
     document = {"input_model": target.input_model(), "data_configs": data_configs, "passes": {algorithm: step}}

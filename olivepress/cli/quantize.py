@@ -26,6 +26,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
              help=f"weights per scale (default {DEFAULT_GROUP_SIZE}; a divisor is chosen when it does not fit)")
     add_flag(parser, "num_samples", type=int, default=None, help="calibration rows")
     add_flag(parser, "seq_len", type=int, default=None, help="tokens per calibration row")
+    add_flag(parser, "float_lm_head", action="store_true",
+             help="keep the LM head (and an input embedding tied to it) float; by default they are quantized too")
     task.add_data_flags(parser, required=False)
     parser.set_defaults(handler=main)
 

@@ -76,7 +76,8 @@ REFUSED_SYSTEMS = {
 COMPOSITE_MODEL = ("CompositeModel (Olive 0.6+) is not an input model: olivepress takes one model per document; give "
                    "each component a document of its own (its OnnxModel, or a PyTorchModel whose model_loader returns "
                    "it)")
-# The keys of Olive 0.2-0.6's PyTorchModel that name functions of model_script, beside hf_config.
+# The keys of Olive 0.2-0.6's PyTorchModel that name functions of model_script, beside hf_config: the HfModel it becomes
+# keeps them (OnnxConversion calls io_config and dummy_inputs_func, as Olive 0.6 did).
 HF_CONFIG_SCRIPT_KEYS = ("model_script", "script_dir", "dummy_inputs_func", "io_config")
 
 LORA_TYPES = ("LoRA", "QLoRA", "DoRA")
@@ -135,9 +136,6 @@ DATALOADER_PASSES = ("OnnxStaticQuantization", "OnnxQuantization", "OrtSessionPa
 DATALOADER_KEYS = ("user_script", "script_dir", "data_dir", "dataloader_func", "dataloader_func_kwargs", "batch_size")
 # Metric types whose dataloader_func olivepress reads as it is (evaluation.timing): the others' becomes a data config.
 TIMING_METRICS = ("latency", "throughput")
-MANAGED_ENVIRONMENT = ("an environment Olive builds from requirements_file (olive_managed_env, Olive 0.6) is not "
-                       "built by olivepress: create it (python -m venv, pip install -r the file, olivepress) and give "
-                       "its python_environment_path")
 
 
 def migrate(document: dict[str, Any]) -> Migration:
@@ -355,13 +353,6 @@ def _pytorch_hf_model(doc: dict, model: dict, note: _Recorder) -> dict:
             note.old_key(hf, (*written, "hf_config", key), "hf_config", key)
     scripted = [key for key in HF_CONFIG_SCRIPT_KEYS if key in flat and (key != "io_config" or
                                                                           isinstance(flat[key], str))]
-    if scripted:
-        note.problem((*written, scripted[0]),
-                     f"{', '.join(scripted)}: Olive 0.2-0.6 took a hf_config model's export functions from "
-                     "model_script, which olivepress reads on a PyTorchModel: add a model_loader function to the "
-                     "script that returns the model and drop hf_config, or give io_config as a mapping")
-        for key in scripted:
-            del flat[key]
     model_name = hf.pop("model_name", None)
     load_kwargs = {**_mapping(hf.pop("model_loading_args", {})), **_mapping(hf.pop("from_pretrained_args", {}))}
     new: dict[str, Any] = {"type": "HfModel", "model_path": flat.pop("model_path", None) or model_name}
@@ -381,6 +372,12 @@ def _pytorch_hf_model(doc: dict, model: dict, note: _Recorder) -> dict:
     doc["input_model"] = new
     note.rewrite(("input_model",), "PyTorchModel with hf_config became HfModel "
                                    "(model_name -> model_path, model_loading_args/from_pretrained_args -> load_kwargs)")
+    functions = [key for key in scripted if key not in ("model_script", "script_dir")]
+    if functions:
+        note.rewrite((*written, "model_script"),
+                     f"the model is loaded from hf_config, as in Olive 0.2-0.6; {', '.join(functions)} of model_script "
+                     "are called when OnnxConversion exports it (also after passes that make a new Hugging Face model "
+                     "from it)")
     return new
 
 
@@ -397,6 +394,12 @@ def _systems(doc: dict, note: _Recorder) -> None:
             engine[role] = name
             note.moved(("systems", name), ("engine", role))
             note.rewrite(("engine", role), f"the inline system moved to systems.{name}")
+    host = engine.get("host")
+    host_system = _mapping(_mapping(doc.get("systems")).get(host)) if isinstance(host, str) else {}
+    if host == engine.get("target") and str(host_system.get("type")).lower() == "pythonenvironment":
+        del engine["host"]  # Olive 0.2-0.6 ran the passes on the host, evaluations on the target: both in the one system
+        note.rewrite(("engine", "host"), f"'{host}' is the target too: passes and evaluations run in that Python "
+                                         "environment as engine.target; removed")
     for name, system in list(_mapping(doc.get("systems")).items()):
         if not isinstance(system, dict):
             continue
@@ -409,14 +412,13 @@ def _systems(doc: dict, note: _Recorder) -> None:
                         covers=uses)
             continue
         holder, place = _holder(system, ("systems", name))
-        if holder.get("olive_managed_env") is True:
-            note.refuse(holder, (*place, "olive_managed_env"), "olive_managed_env", MANAGED_ENVIRONMENT,
-                        covers=(("systems", name, "python_environment_path"),))
-            holder.pop("requirements_file", None)
-        elif holder.get("olive_managed_env") is False:
+        if holder.get("olive_managed_env") is False:
             del holder["olive_managed_env"]
             note.rewrite((*place, "olive_managed_env"), "false: the environment at python_environment_path is used; "
                                                         "removed")
+            if "requirements_file" in holder:
+                del holder["requirements_file"]
+                note.rewrite((*place, "requirements_file"), "read by Olive only with olive_managed_env: true; removed")
         accelerators = holder.get("accelerators")
         if isinstance(accelerators, list) and any(isinstance(item, str) for item in accelerators):
             holder["accelerators"] = [{"device": item.lower()} if isinstance(item, str) else item for item in accelerators]

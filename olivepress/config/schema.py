@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, create_model
 
 from olivepress.config.document import WorkflowConfig
-from olivepress.config.sections import EngineConfig, EvaluatorConfig, MetricConfig, SearchStrategyConfig
+from olivepress.config.sections import (
+    EngineConfig,
+    EvaluatorConfig,
+    LMEvaluatorConfig,
+    MetricConfig,
+    SearchStrategyConfig,
+)
 
 SCHEMA_ID = "https://olivepress.dev/schemas/workflow.schema.json"
 
@@ -26,7 +32,7 @@ def workflow_schema(passes: Iterable[Any], metrics: Iterable[tuple[str, type[Met
         "WorkflowDocument",
         __base__=WorkflowConfig,
         passes=(dict[str, pass_entry], Field(default_factory=dict, description="The passes, run in the order written.")),
-        evaluators=(dict[str, evaluator], Field(default_factory=dict)),
+        evaluators=(dict[str, evaluator | LMEvaluatorConfig], Field(default_factory=dict)),
         engine=(_engine(list(samplers), list(executors)), Field(default_factory=EngineConfig)),
     )
     schema = document.model_json_schema(by_alias=False)

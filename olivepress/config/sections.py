@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from olivepress.config.base import (
     ConfigModel,
@@ -53,22 +53,34 @@ class HfModelConfig(ModelSection):
         default_factory=dict,
         description="Extra keyword arguments for from_pretrained (for example trust_remote_code, torch_dtype).",
     )
-    io_config: "IoConfig | None" = Field(
+    io_config: "IoConfigOrFunction | None" = Field(
         None, description="The graph's inputs and outputs when OnnxConversion exports this model (a pass's own "
-        "io_config wins); default derived from the task."
+        "io_config wins), or the name of a function of model_script that returns them (called with the model "
+        "handle); default derived from the task."
     )
     model_class: str | None = Field(
         None, description="The transformers class that loads the model (e.g. LlamaForCausalLM) instead of the "
         "task's Auto class."
     )
+    model_script: str | None = Field(
+        None, description="The Python file holding the io_config and dummy_inputs_func functions that OnnxConversion "
+        "calls (Olive 0.2-0.6's PyTorchModel with hf_config and model_script becomes such an HfModel); passes that make "
+        "a new Hugging Face model from this one keep them, as Olive 0.6 did."
+    )
+    script_dir: str | None = Field(None, description="A folder put on sys.path while model_script runs.")
+    dummy_inputs_func: str | None = Field(
+        None, description="A function of model_script returning OnnxConversion's example inputs (a tensor, a tuple in "
+        "io_config's input order, or a dict by input name), called with the model handle."
+    )
 
-    @field_validator("io_config", mode="before")
-    @classmethod
-    def _no_function(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("a function name, which olivepress calls for a PyTorchModel (from its model_script); "
-                             "give an HfModel's io_config as a mapping")
-        return value
+    @model_validator(mode="after")
+    def _functions_need_script(self) -> "HfModelConfig":
+        named = [key for key, value in (("io_config", self.io_config if isinstance(self.io_config, str) else None),
+                                        ("dummy_inputs_func", self.dummy_inputs_func)) if value is not None]
+        if named and self.model_script is None:
+            raise ValueError(f"{named[0]}: names a function of model_script, which is not given: give model_script, "
+                             "the file that holds it" + (" (or io_config as a mapping)" if named[0] == "io_config" else ""))
+        return self
 
     @field_validator("model_class")
     @classmethod
@@ -118,6 +130,16 @@ class IoConfig(ConfigModel):
         return self
 
 
+def _io_config_kind(value: Any) -> str:
+    return "str" if isinstance(value, str) else "IoConfig"
+
+
+# io_config as a mapping, or the name of a function of model_script: one member is validated, so that a bad mapping's
+# problems are not echoed by "Input should be a valid string"
+IoConfigOrFunction = Annotated[Annotated[IoConfig, Tag("IoConfig")] | Annotated[str, Tag("str")],
+                               Discriminator(_io_config_kind)]
+
+
 class PyTorchModelConfig(ModelSection):
     kind: ClassVar[str] = "pytorch"
     type: Literal["PyTorchModel"]
@@ -131,7 +153,7 @@ class PyTorchModelConfig(ModelSection):
     )
     model_script: str | None = Field(None, description="The Python file that holds model_loader and the functions named below.")
     script_dir: str | None = Field(None, description="A folder put on sys.path while model_script runs.")
-    io_config: "IoConfig | str | None" = Field(
+    io_config: "IoConfigOrFunction | None" = Field(
         None, description="The graph's inputs and outputs for OnnxConversion, or the name of a function of "
         "model_script that returns them (called with the model handle)."
     )
@@ -189,15 +211,35 @@ class LocalSystemConfig(TypedSection):
 
 class PythonEnvironmentSystemConfig(TypedSection):
     type: Literal["PythonEnvironment"]
-    python_environment_path: str = Field(
-        description="The environment's folder (a venv or conda prefix), its bin/ folder, or its python executable; "
-        "olivepress must be installed in it."
+    python_environment_path: str | None = Field(
+        None, description="The environment's folder (a venv or conda prefix), its bin/ folder, or its python "
+        "executable; olivepress must be installed in it. Not given with olive_managed_env."
+    )
+    olive_managed_env: bool = Field(
+        False, description="Olive 0.6's environment built for the system: olivepress builds a virtual environment of "
+        "the running interpreter that sees the running environment's packages, installs requirements_file into it with "
+        "pip, and keeps it under cache_dir/environments, reused while the file's content is the same."
+    )
+    requirements_file: str | None = Field(
+        None, description="With olive_managed_env: the pip requirements file installed into the environment (its "
+        "relative paths are read from its folder)."
     )
     environment_variables: dict[str, str] = Field(
         default_factory=dict, description="Variables set for the pass's process, on top of the current environment."
     )
     prepend_to_path: list[str] = Field(default_factory=list, description="Folders put in front of PATH for the pass's process.")
     accelerators: list[AcceleratorConfig] = Field(default_factory=_default_accelerators)
+
+    @model_validator(mode="after")
+    def _path_or_managed(self) -> "PythonEnvironmentSystemConfig":
+        if self.olive_managed_env and self.python_environment_path is not None:
+            raise ValueError("python_environment_path: olive_managed_env builds the environment; give one of them")
+        if not self.olive_managed_env and self.python_environment_path is None:
+            raise ValueError("python_environment_path: Field required (or olive_managed_env: true with a "
+                             "requirements_file)")
+        if not self.olive_managed_env and self.requirements_file is not None:
+            raise ValueError("requirements_file: read with olive_managed_env: true only")
+        return self
 
 
 class AzureMLDockerConfig(ConfigModel):
@@ -541,8 +583,6 @@ class MetricConfig(ConfigModel):
 
 # Olive's evaluator types that olivepress does not run: (the Olive versions that have it, what it needs).
 REFUSED_EVALUATORS = {
-    "LMEvaluator": ("Olive 0.7+", "lm-evaluation-harness tasks, which olivepress does not include; measure perplexity "
-                    "or accuracy with a metric, or run lm_eval on the output model"),
     "MTEBEvaluator": ("Olive after 0.9.2", "the MTEB embedding benchmark, which olivepress does not include; run mteb "
                       "on the output model"),
 }
@@ -550,19 +590,21 @@ REFUSED_EVALUATORS = {
 
 class EvaluatorConfig(ConfigModel):
     type: Literal["OliveEvaluator"] | None = Field(
-        None, description="Olive's evaluator type; OliveEvaluator (the default) runs the metrics. LMEvaluator and "
-        "MTEBEvaluator are refused, naming what to use instead."
+        None, description="Olive's evaluator type; OliveEvaluator (the default) runs the metrics, LMEvaluator "
+        "lm-evaluation-harness tasks (its own keys). MTEBEvaluator is refused, naming what to use instead."
     )
     metrics: list[MetricConfig] = Field(min_length=1, description="What to measure, in this order.")
 
     @model_validator(mode="wrap")
     @classmethod
-    def _refuse_benchmark_evaluators(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    def _by_evaluator_type(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         # a wrap validator, so that one line says why instead of a line per unknown key of the evaluator
         kind = data.get("type") if isinstance(data, dict) else None
         if kind in REFUSED_EVALUATORS:
             versions, what = REFUSED_EVALUATORS[kind]
             raise ValueError(f"type: {kind} ({versions}) runs {what}")
+        if kind == "LMEvaluator" and cls is EvaluatorConfig:
+            return LMEvaluatorConfig.model_validate(data)
         return handler(data)
 
     @model_validator(mode="after")
@@ -582,6 +624,42 @@ class EvaluatorConfig(ConfigModel):
                     raise ValueError(f"{metric.name}-{sub.name}: priority {sub.priority} is also given to {seen[sub.priority]}")
                 seen[sub.priority] = f"{metric.name}-{sub.name}"
         return self
+
+
+class LMEvaluatorConfig(EvaluatorConfig):
+    """Olive's LMEvaluator: lm-evaluation-harness tasks (olivepress[lmeval]), each of whose metrics is a sub-metric
+    named TASK-METRIC (hellaswag-acc), as Olive names them."""
+
+    type: Literal["LMEvaluator"]  # type: ignore[assignment]
+    metrics: list[MetricConfig] = Field(default_factory=list, max_length=0,
+                                        description="An LMEvaluator's numbers are its tasks' metrics.")
+    tasks: list[str] = Field(
+        min_length=1, description="lm-evaluation-harness task, group or tag names (hellaswag, arc_easy, mmlu), or task "
+        "YAML files; 'size_on_disk' adds the model's bytes, as in Olive."
+    )
+    include_path: str | list[str] | None = Field(
+        None, description="olivepress: folder(s) of your own task YAML files (lm_eval's --include_path), relative to "
+        "the current directory; their tasks may read local data files. Their content is part of the evaluation key."
+    )
+    batch_size: int = Field(1, gt=0, description="Requests per forward.")
+    limit: int | float | None = Field(
+        None, gt=0, description="Documents per task: a count, or below 1 a fraction of the task's documents."
+    )
+    max_length: int | None = Field(
+        None, gt=0, description="Tokens per request, truncated from the left (default: the model's maximum length)."
+    )
+    model_class: Literal["hf", "ort", "ortgenai"] | None = Field(
+        None, description="hf: a Hugging Face model in torch; ort / ortgenai: an ONNX model (folder with "
+        "genai_config.json for ortgenai). Default: by the model."
+    )
+    device: Literal["cpu", "gpu", "cuda"] | None = Field(
+        None, description="Where a Hugging Face model runs; default: the accelerator's device."
+    )
+    execution_provider: str | None = Field(
+        None, description="The ONNX Runtime execution provider of an ONNX model; default: the accelerator's."
+    )
+    bootstrap_iters: int = Field(100000, ge=0, description="lm_eval's bootstrap iterations for the stderr of "
+                                 "metrics that are not means (0: none).")
 
 # ---------------------------------------------------------------- engine
 

@@ -2,7 +2,7 @@
 
 from olivepress.hardware import Accelerator
 from olivepress.hashing import FingerprintMemo, digest, library_versions
-from olivepress.models.handles import PATH_FIELDS, ModelHandle, PyTorchModel
+from olivepress.models.handles import PATH_FIELDS, HfModel, ModelHandle, PyTorchModel
 from olivepress.models.hub import snapshot_commit
 from olivepress.passes.base import Pass, PassConfig
 from olivepress.user_code import script_digest
@@ -13,9 +13,12 @@ def model_key(model: ModelHandle, memo: FingerprintMemo) -> str:
     Face hub also its commit, so that a branch moved to a new commit rebuilds (a local folder's key has no commit).
     A PyTorchModel's script (and script_dir) counts by content: the code that builds the module."""
     description = model.to_config()
-    if isinstance(model, PyTorchModel) and model.model_script is not None:
+    if isinstance(model, PyTorchModel | HfModel) and model.model_script is not None:
         description["script_contents"] = script_digest(
             str(model.model_script), str(model.script_dir) if model.script_dir else None, "input_model.model_script")
+        description.pop("export_functions", None)  # an HfModel's: the script's paths; its function names are kept
+        description["script_functions"] = [model.io_config if isinstance(model.io_config, str) else None,
+                                           model.dummy_inputs_func]
     for role, folder in model.folders().items():
         description[f"{role}_contents"] = memo.fingerprint(folder)
         if (commit := snapshot_commit(folder)) is not None:

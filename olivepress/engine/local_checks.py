@@ -1,7 +1,8 @@
 """What a run would find missing on this machine, checked when a document is loaded, before anything runs: the
 input model's folder or file and its adapter, local data files, user scripts and `script_dir`, a PythonEnvironment's
-python, an AzureML environment's conda file and build context. Hub ids and azureml:// references are only checked
-for their shape (by the document's validation): fetching them is the run's work."""
+python (or the requirements_file of the environment olivepress builds for it), an AzureML environment's conda file
+and build context. Hub ids and azureml:// references are only checked for their shape (by the document's
+validation): fetching them is the run's work."""
 
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ def local_problems(config: WorkflowConfig, document: dict[str, Any]) -> list[Pro
     problems += _data_files(config, document)
     problems += _scripts(document, ())
     for name, system in config.systems.items():
-        problems += _system(name, system)
+        problems += _system(name, system, _written_under_config(document, name))
     return problems
 
 
@@ -96,10 +97,21 @@ def _exists(path: Path, kind: str) -> bool:
     return path.is_file() if kind == "file" else path.is_dir()
 
 
-def _system(name: str, system: Any) -> list[Problem]:
+def _written_under_config(document: dict[str, Any], name: str) -> bool:
+    """Whether the system's keys are written under its `config` (Olive's nested spelling)."""
+    systems = document.get("systems")
+    entry = systems.get(name) if isinstance(systems, dict) else None
+    return isinstance(entry, dict) and isinstance(entry.get("config"), dict)
+
+
+def _system(name: str, system: Any, nested: bool = False) -> list[Problem]:
     where: DocPath = ("systems", name)
     problems = []
-    if isinstance(system, PythonEnvironmentSystemConfig):
+    if isinstance(system, PythonEnvironmentSystemConfig) and system.olive_managed_env:
+        if system.requirements_file is not None and not Path(system.requirements_file).is_file():
+            problems.append(Problem((*where, *(("config",) if nested else ()), "requirements_file"),
+                                    f"{system.requirements_file}: no such file"))
+    elif isinstance(system, PythonEnvironmentSystemConfig) and system.python_environment_path is not None:
         try:
             find_python(Path(system.python_environment_path), f"systems.{name}.python_environment_path")
         except OlivepressError as error:

@@ -25,7 +25,7 @@ from olivepress.files import FOOTPRINT_FILE, write_atomic
 from olivepress.hashing import library_versions
 from olivepress.log import OLIVE_LEVELS, logger
 from olivepress.models.azureml_assets import AssetStore
-from olivepress.models.handles import ModelHandle
+from olivepress.models.handles import HfModel, ModelHandle
 from olivepress.models.resolve import hub_record, resolve_input_model
 from olivepress.passes.base import PassContext
 from olivepress.progress import progress
@@ -335,6 +335,8 @@ class Engine:
         started = time.perf_counter()
         try:
             output = self.target.run_pass(step, model, context)
+            if isinstance(output, HfModel) and isinstance(model, HfModel):
+                output = output.with_export_functions(model)  # Olive 0.6's model_script functions go along
             if output.kind != step.pass_class.produces:
                 raise TypeError(f"returned an {output.kind} model, but declares that it produces {step.pass_class.produces}")
         except OlivepressError as error:

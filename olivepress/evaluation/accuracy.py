@@ -43,6 +43,9 @@ class AccuracyUserConfig(GenerationUserConfig):
         "(execution_provider, provider_options, session_options). Others are accepted with a warning."
     )
     io_bind: bool = Field(False, description="Olive's ONNX Runtime I/O binding; accepted, not read.")
+    shared_kv_buffer: bool = Field(False, description="Olive's one buffer for the past and present key/values under "
+                                   "io_bind (Olive 0.6+); olivepress feeds host arrays, so true is accepted with a "
+                                   "warning.")
 
     @model_validator(mode="after")
     def _label_with_prompts(self) -> "AccuracyUserConfig":
@@ -139,7 +142,7 @@ def measure_classification(metric: AccuracyMetricConfig, model: ModelHandle, dat
     from olivepress.evaluation.inference import run_inference
 
     user = metric.user_config
-    unread = unread_settings(user.inference_settings, user.io_bind, model)
+    unread = unread_settings(user.inference_settings, user.io_bind, model, user.shared_kv_buffer)
     if unread:
         logger.warning("metric %s: user_config %s accepted from the Olive document but not used by olivepress",
                        metric.name, ", ".join(unread))

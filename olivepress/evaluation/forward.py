@@ -236,10 +236,11 @@ def session_settings(settings: dict[str, Any], options: Any, available: list[str
     return providers or ["CPUExecutionProvider"]
 
 
-def unread_settings(inference_settings: dict[str, Any] | None, io_bind: bool, model: ModelHandle) -> list[str]:
-    """The parts of Olive's inference settings that olivepress does not use for `model`: I/O binding (host arrays are
-    fed), and the settings of another framework than an ONNX model's."""
-    unread = ["io_bind"] if io_bind else []
+def unread_settings(inference_settings: dict[str, Any] | None, io_bind: bool, model: ModelHandle,
+                    shared_kv_buffer: bool = False) -> list[str]:
+    """The parts of Olive's inference settings that olivepress does not use for `model`: I/O binding and its shared
+    past/present key-value buffer (host arrays are fed), and the settings of another framework than an ONNX model's."""
+    unread = [key for key, value in (("io_bind", io_bind), ("shared_kv_buffer", shared_kv_buffer)) if value]
     used = "onnx" if isinstance(model, OnnxModel) else None
     return unread + [f"inference_settings.{key}" for key in inference_settings or {} if key != used]
 

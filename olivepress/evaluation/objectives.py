@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from olivepress.config.sections import EvaluatorConfig, GoalConfig, SubMetricConfig
+from olivepress.config.sections import EvaluatorConfig, GoalConfig, LMEvaluatorConfig, SubMetricConfig
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.metrics import typed_metric
 
@@ -26,7 +26,12 @@ class SubMetric:
 
 
 def sub_metrics(evaluator: EvaluatorConfig) -> list[SubMetric]:
-    """Every number the evaluator reports, in the order written (a metric with no sub_types: its main one)."""
+    """Every number the evaluator reports, in the order written (a metric with no sub_types: its main one; an
+    LMEvaluator: its tasks' metrics, which lm-evaluation-harness defines)."""
+    if isinstance(evaluator, LMEvaluatorConfig):
+        from olivepress.evaluation.lm_evaluator import task_sub_metrics
+
+        return task_sub_metrics(evaluator)
     found = []
     for metric in evaluator.metrics:
         kind = typed_metric(metric).metric_kind

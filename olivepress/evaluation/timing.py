@@ -34,6 +34,9 @@ class TimingUserConfig(GenerationUserConfig):
     repeat_test_num: int = Field(10, gt=0, description="Timed generations (or forwards), cycling through the rows.")
     io_bind: bool = Field(False, description="Olive binds inputs and outputs on the device; olivepress feeds host "
                           "arrays, so true is accepted with a warning.")
+    shared_kv_buffer: bool = Field(False, description="Olive's one buffer for the past and present key/values under "
+                                   "io_bind (Olive 0.6+); olivepress feeds host arrays, so true is accepted with a "
+                                   "warning.")
     inference_settings: dict[str, Any] = Field(
         default_factory=dict, description="Olive's inference settings by framework: an ONNX model's timed session "
         "takes those under onnx (execution_provider, provider_options, session_options); others are accepted with a "
@@ -137,7 +140,7 @@ def measure(metric: LatencyMetricConfig, model: ModelHandle, data_config: DataCo
 
 def _warn_unread(metric: LatencyMetricConfig, model: ModelHandle) -> None:
     user = metric.user_config
-    unread = unread_settings(user.inference_settings, user.io_bind, model)
+    unread = unread_settings(user.inference_settings, user.io_bind, model, user.shared_kv_buffer)
     unread += [f"run_kwargs.{key}" for key in user.run_kwargs if key != "max_new_tokens"]
     if unread:
         logger.warning("metric %s: %s accepted from the Olive document but not used by olivepress (see "

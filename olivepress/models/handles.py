@@ -20,10 +20,32 @@ class HfModel:
     adapter_path: Path | None = None
     task: str = "text-generation"
     load_kwargs: dict[str, Any] = field(default_factory=dict)
-    io_config: dict[str, Any] | None = None  # the graph's inputs and outputs for OnnxConversion (Olive's io_config)
+    # the graph's inputs and outputs for OnnxConversion (Olive's io_config): a dict, or the name of a function of
+    # model_script (Olive 0.2-0.6's PyTorchModel with hf_config took its export functions from model_script)
+    io_config: dict[str, Any] | str | None = None
     model_class: str | None = None  # the transformers class to load it with, instead of the task's Auto class
+    model_script: Path | None = None  # the file holding the io_config / dummy_inputs_func functions
+    script_dir: Path | None = None
+    dummy_inputs_func: str | None = None  # a function of model_script returning OnnxConversion's example inputs
 
     kind: ModelKind = field(default="hf", init=False)
+
+    def export_functions(self) -> dict[str, Any] | None:
+        """The script and the functions of it that OnnxConversion calls (None when the model names none)."""
+        if self.model_script is None:
+            return None
+        return {"model_script": str(self.model_script), "script_dir": _opt(self.script_dir),
+                "dummy_inputs_func": self.dummy_inputs_func,
+                "io_config": self.io_config if isinstance(self.io_config, str) else None}
+
+    def with_export_functions(self, source: "HfModel") -> "HfModel":
+        """This model with `source`'s script functions, when it names none itself: a pass that makes a new Hugging
+        Face model from `source` keeps the functions its export calls, as Olive 0.6's passes kept model_script."""
+        if source.model_script is None or self.model_script is not None or self.io_config is not None:
+            return self
+        return replace(self, model_script=source.model_script, script_dir=source.script_dir,
+                       dummy_inputs_func=source.dummy_inputs_func,
+                       io_config=source.io_config if isinstance(source.io_config, str) else None)
 
     def folders(self) -> dict[str, Path]:
         """The folders that make up this model, by role; export copies each into its own subfolder."""
@@ -34,8 +56,10 @@ class HfModel:
 
     def to_config(self) -> dict[str, Any]:
         # io_config and model_class only when set, so that the keys of models without them stay as they were
-        optional = {key: value for key, value in (("io_config", self.io_config), ("model_class", self.model_class))
-                    if value is not None}
+        # the script's paths are kept in a mapping of their own, not in PATH_FIELDS: the script lies outside the
+        # model's folders (it counts in the keys by content, see engine.keys)
+        optional = {key: value for key, value in (("io_config", self.io_config), ("model_class", self.model_class),
+                                                  ("export_functions", self.export_functions())) if value is not None}
         return {"type": "HfModel", "model_path": str(self.path), "adapter_path": _opt(self.adapter_path),
                 "task": self.task, "load_kwargs": self.load_kwargs, **optional}
 
@@ -138,9 +162,13 @@ def single_model(model: ModelHandle, user: str) -> HfModel | OnnxModel | PyTorch
 def handle_from_config(config: dict[str, Any]) -> ModelHandle:
     """The inverse of `to_config`."""
     if config["type"] == "HfModel":
+        functions = config.get("export_functions") or {}
         return HfModel(path=Path(config["model_path"]), adapter_path=_opt_path(config.get("adapter_path")),
                        task=config.get("task", "text-generation"), load_kwargs=config.get("load_kwargs", {}),
-                       io_config=config.get("io_config"), model_class=config.get("model_class"))
+                       io_config=config.get("io_config"), model_class=config.get("model_class"),
+                       model_script=_opt_path(functions.get("model_script")),
+                       script_dir=_opt_path(functions.get("script_dir")),
+                       dummy_inputs_func=functions.get("dummy_inputs_func"))
     if config["type"] == "PyTorchModel":
         return PyTorchModel(path=_opt_path(config.get("model_path")), model_id=config.get("model_id"),
                             model_script=_opt_path(config.get("model_script")),

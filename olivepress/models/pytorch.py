@@ -1,17 +1,18 @@
 """A PyTorchModel handle brought to life: the user's model_loader called, or a whole module read from a .pt file;
-and the functions of its model_script (io_config, dummy inputs)."""
+and the functions of its model_script (io_config, dummy inputs), which a Hugging Face model migrated from Olive 0.2-0.6's
+PyTorchModel with hf_config may name too."""
 
 from collections.abc import Callable
 from typing import Any
 
 from olivepress.errors import OlivepressError
-from olivepress.models.handles import PyTorchModel
+from olivepress.models.handles import HfModel, PyTorchModel
 from olivepress.user_code import load_script
 
 WHERE = "input_model.model_script"
 
 
-def script_function(model: PyTorchModel, name: str) -> Callable:
+def script_function(model: HfModel | PyTorchModel, name: str) -> Callable:
     if model.model_script is None:
         raise OlivepressError(f"input_model: '{name}' names a function, but there is no model_script")
     script_dir = str(model.script_dir) if model.script_dir else None
@@ -37,7 +38,7 @@ def load_pytorch_model(model: PyTorchModel) -> Any:
     return loaded.eval()
 
 
-def io_config_of(model: PyTorchModel) -> dict[str, Any] | None:
+def io_config_of(model: HfModel | PyTorchModel) -> dict[str, Any] | None:
     """The model's io_config as a dict: as written, or what its io_config function returns (called with the handle)."""
     if isinstance(model.io_config, str):
         value = script_function(model, model.io_config)(model)
@@ -48,8 +49,32 @@ def io_config_of(model: PyTorchModel) -> dict[str, Any] | None:
     return model.io_config
 
 
-def dummy_inputs(model: PyTorchModel) -> Any | None:
+def dummy_inputs(model: HfModel | PyTorchModel) -> Any | None:
     """What dummy_inputs_func returns (called with the handle), or None when the model names none."""
     if model.dummy_inputs_func is None:
         return None
     return script_function(model, model.dummy_inputs_func)(model)
+
+
+def dummy_inputs_in_order(model: HfModel, input_names: list[str]) -> tuple | None:
+    """What the model's dummy_inputs_func returns, as the tuple of the graph's inputs in `input_names` order (a dict is
+    taken by name, a tensor or a tuple positionally); None when the model names no dummy_inputs_func."""
+    import torch
+
+    given = dummy_inputs(model)
+    if given is None:
+        return None
+    where = f"input_model.dummy_inputs_func ({model.dummy_inputs_func})"
+    if isinstance(given, torch.Tensor):
+        given = (given,)
+    if isinstance(given, dict):
+        missing = [name for name in input_names if name not in given]
+        if missing:
+            raise OlivepressError(f"{where} returned no {', '.join(missing)}, which io_config's input_names name "
+                                  f"(it returned {', '.join(map(str, given))})")
+        given = tuple(given[name] for name in input_names)
+    if not isinstance(given, (list, tuple)) or len(given) != len(input_names) \
+            or not all(isinstance(item, torch.Tensor) for item in given):
+        raise OlivepressError(f"{where} returned {type(given).__name__}; return a tensor, a tuple of {len(input_names)} "
+                              "tensors, or a dict of tensors by input name")
+    return tuple(given)

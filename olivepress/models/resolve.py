@@ -46,6 +46,10 @@ def resolve_input_model(config: InputModelConfig, fetch: bool = True,
 
 
 def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
+    # the script of its export functions first: checked also when the model is not fetched yet
+    script = script_path(config.model_script, config.script_dir, "input_model.model_script") \
+        if config.model_script is not None else None
+    check_script_dir(config.script_dir, "input_model.script_dir")
     if default_model.is_known_model(config.model_path):
         if not fetch and not default_model.is_fetched(config.model_path):
             return None
@@ -60,9 +64,12 @@ def _hf_model(config: HfModelConfig, fetch: bool) -> HfModel | None:
         if not (adapter / "adapter_config.json").is_file():
             raise OlivepressError(f"input_model.adapter_path: {config.adapter_path} is not a PEFT adapter folder "
                                   "(no adapter_config.json)")
-    io_config = config.io_config.model_dump(exclude_defaults=True) if config.io_config is not None else None
+    io_config = config.io_config if isinstance(config.io_config, str) or config.io_config is None \
+        else config.io_config.model_dump(exclude_defaults=True)
     return HfModel(path=path, adapter_path=adapter, task=config.task, load_kwargs=config.load_kwargs,
-                   io_config=io_config, model_class=config.model_class)
+                   io_config=io_config, model_class=config.model_class, model_script=script,
+                   script_dir=Path(config.script_dir).resolve() if config.script_dir is not None else None,
+                   dummy_inputs_func=config.dummy_inputs_func)
 
 
 def pytorch_model(config: PyTorchModelConfig) -> PyTorchModel:
@@ -119,6 +126,9 @@ def _output_adapter(folder: Path) -> Path | None:
 
 def _onnx_model(config: OnnxModelConfig) -> OnnxModel:
     path = Path(config.model_path).resolve()
+    if not path.exists():
+        kind = "file" if path.suffix == ".onnx" else "folder"
+        raise OlivepressError(f"input_model.model_path: {config.model_path}: no such {kind}")
     if path.is_file() and path.suffix == ".onnx":
         return OnnxModel(path=path.parent, onnx_file_name=path.name)
     file_name = config.onnx_file_name or "model.onnx"

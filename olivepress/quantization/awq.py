@@ -89,7 +89,7 @@ def awq_quantize_layer(layer: nn.Module, linear_names: list[str], stats: dict[st
             scales = input_scales[name]
             hessian = hessian / (scales.unsqueeze(1) * scales.unsqueeze(0))
         if options.gptq_rounding:
-            quantized[name] = gptq_quantize(weight, hessian, _gptq_options(options))
+            quantized[name] = gptq_quantize(weight, hessian, gptq_rounding_options(options))
             continue
         if options.apply_clip and name.rsplit(".", 1)[-1] not in QUERY_KEY_LINEARS:
             weight = clip_weight(weight, hessian, options.bits, options.group_size, options.sym, options.n_grid)
@@ -97,7 +97,7 @@ def awq_quantize_layer(layer: nn.Module, linear_names: list[str], stats: dict[st
     return quantized
 
 
-def _gptq_options(options: AwqOptions) -> GptqOptions:
+def gptq_rounding_options(options: AwqOptions) -> GptqOptions:
     """GPTQ's rounding of the scaled weights, with its defaults and static groups (contiguous, as awq stores them)."""
     return GptqOptions(bits=options.bits, group_size=options.group_size, sym=options.sym,
                        modules_to_not_convert=options.modules_to_not_convert, damp_percent=0.01, desc_act=True,

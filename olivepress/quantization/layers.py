@@ -13,6 +13,8 @@ DECODER_LAYER_PATHS = (
     "model.layers", "model.language_model.layers", "model.decoder.layers",
     "transformer.h", "transformer.layers", "transformer.blocks", "gpt_neox.layers",
 )
+# the norm after the last decoder layer, beside the layers (Llama-style models, OPT, GPT-2, GPT-NeoX, Phi)
+FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm")
 
 
 @dataclass
@@ -43,6 +45,14 @@ def find_decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     raise OlivepressError(
         f"cannot find the decoder layers of {type(model).__name__}: tried {', '.join(DECODER_LAYER_PATHS)}"
     )
+
+
+def final_norm(model: nn.Module, layers_path: str) -> nn.Module | None:
+    """The norm that turns the last decoder layer's output into the LM head's input, or None when there is none
+    of a known name beside the decoder layers."""
+    parent = model.get_submodule(layers_path.rpartition(".")[0])
+    return next((module for name in FINAL_NORM_NAMES if isinstance(module := getattr(parent, name, None), nn.Module)),
+                None)
 
 
 def linear_at(root: nn.Module, name: str) -> nn.Linear:

@@ -134,12 +134,12 @@ def quantize_layer_by_layer(
     model: nn.Module, layers: nn.ModuleList, layer_linears: list[list[str]], rows: torch.Tensor, device: torch.device,
     quantize_layer: Callable[[int, nn.Module, list[str], dict[str, InputStats]], None], propagate_float: bool,
     description: str, load_layer: Callable[[int], None],
-) -> None:
+) -> list[LayerBatch]:
     """For each decoder layer (its weights read by `load_layer(index)`, then moved to `device` in float32): gather
     its linears' input statistics, call
     `quantize_layer(index, layer, names, stats)` to quantize it in place, and pass its outputs to the next layer:
     those of the quantized layer, or with `propagate_float` those of the float layer, computed in the same pass
-    as the statistics (as llm-awq does), which saves a forward pass per layer."""
+    as the statistics (as llm-awq does), which saves a forward pass per layer. Returns the last layer's outputs."""
     batches = capture_first_layer_inputs(model, layers[0], rows, device)
     for index in progress(range(len(layers)), desc=description, unit="layer"):
         load_layer(index)
@@ -153,6 +153,22 @@ def quantize_layer_by_layer(
             outputs = [run_layer(layer, batch) for batch in batches]
         batches = [LayerBatch(hidden=output, kwargs=batch.kwargs) for output, batch in zip(outputs, batches, strict=True)]
         layer.to(device="cpu", dtype=dtype)
+    return batches
+
+
+def output_stats(module: nn.Module, batches: list[LayerBatch], device: torch.device) -> InputStats:
+    """The statistics of `module`'s outputs (float32, on `device`) over the batches' hidden states."""
+    dtype = next(module.parameters()).dtype
+    module.to(device=device, dtype=torch.float32)
+    stats: InputStats | None = None
+    with torch.no_grad():
+        for batch in batches:
+            output = module(batch.hidden)
+            stats = stats or InputStats.empty(output.shape[-1], device)
+            stats.add(output)
+    module.to(device="cpu", dtype=dtype)
+    assert stats is not None  # there is at least one batch of calibration rows
+    return stats
 
 
 def each_layer(layers: nn.ModuleList, description: str, load_layer: Callable[[int], None]

@@ -61,12 +61,17 @@ def module_name(model: nn.Module, module: nn.Module) -> str:
     return next(name for name, each in model.named_modules() if each is module)
 
 
+def ties_embeddings(model: nn.Module) -> bool:
+    """Whether the model's config ties its input embedding to its LM head."""
+    return bool(getattr(model.config, "tie_word_embeddings", False))
+
+
 def tied_embedding_problem(model: nn.Module, options: QuantizeOptions) -> str | None:
     """Why the input embedding of `model` (quantized by `options`, group size fitted) cannot be quantized as the
     tied LM head's table, or None when it can: the model must tie them and the head be quantized with the
     settings the embedding asks for (Olive ties a quantized embedding and head only when their settings match)."""
     head, embedding = output_embeddings(model), input_embeddings(model)
-    if head is None or embedding is None or not getattr(model.config, "tie_word_embeddings", False):
+    if head is None or embedding is None or not ties_embeddings(model):
         return ("the model does not tie its input embedding to its LM head (tie_word_embeddings), and the GenAI "
                 "builder reads a quantized embedding only as the tied LM head's table (GatherBlockQuantized)")
     if not isinstance(head, QuantLinear):

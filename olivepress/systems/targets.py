@@ -1,5 +1,7 @@
 """The system that runs a workflow's passes (its target)."""
 
+from pathlib import Path
+
 from olivepress.config.sections import (
     AzureMLSystemConfig,
     PythonEnvironmentSystemConfig,
@@ -17,7 +19,7 @@ def create_target(workflow: Workflow, memo: FingerprintMemo, connect: Connect) -
     if isinstance(config, PythonEnvironmentSystemConfig):
         from olivepress.systems.python_environment import PythonEnvironmentSystem
 
-        return PythonEnvironmentSystem(name, config)
+        return PythonEnvironmentSystem(name, config, Path(workflow.config.engine.cache_dir))
     if isinstance(config, AzureMLSystemConfig) and workflow.config.azureml_host() is None:
         from olivepress.systems.azureml.target import AzureMLSystem
 

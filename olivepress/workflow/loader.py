@@ -16,7 +16,7 @@ from olivepress.config.base import did_you_mean
 from olivepress.config.document import WorkflowConfig
 from olivepress.config.errors import DocumentError, Problem, problems_of
 from olivepress.config.migration import Migration, migrate
-from olivepress.config.sections import PassEntryConfig
+from olivepress.config.sections import LMEvaluatorConfig, PassEntryConfig
 from olivepress.config.source import DocPath, SourceDocument, read_document
 from olivepress.errors import OlivepressError
 from olivepress.evaluation.metrics import typed_metric
@@ -191,6 +191,8 @@ def _type_metrics(config: WorkflowConfig, source: SourceDocument) -> list[Proble
     """Validate each metric as its registered type's config, in place; the problems found, located."""
     problems = []
     for name, evaluator in config.evaluators.items():
+        if isinstance(evaluator, LMEvaluatorConfig):
+            continue  # its numbers are its tasks' metrics, not typed metrics
         typed = []
         for index, entry in enumerate(source.data["evaluators"][name]["metrics"]):
             path = ("evaluators", name, "metrics", index)

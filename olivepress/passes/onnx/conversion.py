@@ -22,6 +22,7 @@ from olivepress.models.loading import (
     torch_dtype,
     without_dtype,
 )
+from olivepress.models.pytorch import dummy_inputs_in_order, io_config_of
 from olivepress.passes.base import Pass, PassContext
 from olivepress.passes.onnx.model_files import ExternalDataOptions, save_onnx
 
@@ -110,7 +111,9 @@ class OnnxConversion(Pass[HfModel | PyTorchModel, OnnxConversionConfig]):
         io_config = config.io_config or model_io_config(model) or derived_io_config(model.task, task, torch_model)
         if io_config.kv_cache:
             io_config = with_kv_cache(io_config, model_config, model.task)
-        example = tuple(tensor.to(device) for tensor in example_inputs(io_config, model_config.get("vocab_size", 2)))
+        given = dummy_inputs_in_order(model, io_config.input_names)  # the model_script's dummy_inputs_func, if any
+        example = given if given is not None else example_inputs(io_config, model_config.get("vocab_size", 2))
+        example = tuple(tensor.to(device) for tensor in example)
         take_positional_inputs(torch_model, io_config)
         exported = context.scratch_dir / "export" / "model.onnx"
         exported.parent.mkdir()
@@ -134,8 +137,10 @@ def check_exporter(config: OnnxConversionConfig) -> None:
 
 
 def model_io_config(model: HfModel) -> IoConfig | None:
-    """The io_config the input model carries (Olive's HfModel.io_config), if any."""
-    return IoConfig.model_validate(model.io_config) if model.io_config is not None else None
+    """The io_config the input model carries (Olive's HfModel.io_config, or what the io_config function of its
+    model_script returns), if any."""
+    value = io_config_of(model)
+    return IoConfig.model_validate(value) if value is not None else None
 
 
 def task_export(task: str) -> TaskExport:

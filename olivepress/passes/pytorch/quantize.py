@@ -2,7 +2,7 @@
 into an awq/gptq checkpoint that the GenAI builder (ModelBuilder) ingests and olivepress loads back."""
 
 import dataclasses
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
@@ -63,9 +63,11 @@ class QuantizeConfig(PassConfig):
     )
     lm_head: bool = Field(False, description="Quantize the LM head too (Olive's name): lm_head leaves "
                           "modules_to_not_convert.")
-    embeds: bool = Field(False, description="Quantize the input embeddings too (Olive's name): for a model that ties "
-                         "them to its LM head, quantized with the same settings (lm_head: true), the table is stored "
-                         "once, as the head's codes, which the GenAI builder reads into a GatherBlockQuantized.")
+    embeds: bool | Literal["tied"] = Field(
+        False, description="Quantize the input embeddings too (Olive's name): for a model that ties them to its LM head, "
+        "quantized with the same settings (lm_head: true), the table is stored once, as the head's codes, which the "
+        "GenAI builder reads into a GatherBlockQuantized. \"tied\": only when the model ties them (what `olivepress "
+        "quantize` sets), leaving an untied embedding float.")
     overrides: dict[str, OverrideConfig] = Field(
         default_factory=dict, description="Per module (full name, e.g. model.layers.0.mlp.down_proj): bits, "
         "group_size, sym (or symmetric) in place of the pass's. They win over a SelectiveMixedPrecision choice, which "
@@ -181,8 +183,9 @@ QuantizeConfigT = TypeVar("QuantizeConfigT", bound=QuantizeConfig)
 class _Quantize(Pass[HfModel, QuantizeConfigT]):
     accepts = ("hf",)
     produces = "hf"
-    # 3: float tensors written in float16; embeds; RTN adds to olivepress's gptq checkpoints
-    version = "3"  # 3: float32 matrices that stay float (embeddings, a float LM head) are written in float16
+    # 3: float tensors written in float16; embeds; RTN adds to olivepress's gptq checkpoints. 4: AWQ and GPTQ round
+    # a quantized LM head with GPTQ on its calibration inputs
+    version = "4"
 
     def run(self, model: HfModel, config: QuantizeConfigT, context: PassContext) -> HfModel:
         from olivepress.models.loading import load_causal_lm_by_layer, read_model_config, without_dtype
@@ -193,6 +196,7 @@ class _Quantize(Pass[HfModel, QuantizeConfigT]):
                                    "modules", self.name)
         from olivepress.quantization.algorithms import plan, quantize_model
         from olivepress.quantization.checkpoint import extendable, save_quantized
+        from olivepress.quantization.qembedding import ties_embeddings
 
         if model.adapter_path is not None:
             raise OlivepressError(f"{self.name} quantizes a base model, but this one has an adapter "
@@ -211,14 +215,15 @@ class _Quantize(Pass[HfModel, QuantizeConfigT]):
         context.logger.info("%s: loading %s in %s", self.name, model.path, dtype)
         torch_model, deferred = load_causal_lm_by_layer(model.path, dtype, **load_kwargs)  # layers read one at a time
         quant_plan, group_size = plan(torch_model.eval(), options, context.logger)
-        if existing and not quant_plan.all_linears() and not config.embeds:
+        embeds = config.embeds is True or (config.embeds == "tied" and ties_embeddings(torch_model))
+        if existing and not quant_plan.all_linears() and not embeds:
             raise OlivepressError(f"{model.path}: every linear the pass would quantize is quantized already; "
                                   f"set lm_head: true (or embeds: true) to quantize what stays float")
         quantize_model(torch_model, options, quant_plan, group_size, rows, _device(context), deferred)
-        if config.embeds:
+        if embeds:
             _quantize_tied_embedding(torch_model, dataclasses.replace(options, group_size=group_size), dtype)
         save_quantized(torch_model, model.path, context.output_dir,
-                       _checkpoint_config(existing, options, group_size, quant_plan.all_linears(), rows, config.embeds))
+                       _checkpoint_config(existing, options, group_size, quant_plan.all_linears(), rows, embeds))
         return HfModel(path=context.output_dir, task=model.task, load_kwargs=model.load_kwargs)
 
 
