@@ -86,6 +86,33 @@ def test_the_quantize_command_stores_a_tied_table_once_as_the_calibrated_int4_he
     assert "lm_head.qweight" not in float_head and "model.embed_tokens.weight" in float_head
 
 
+def test_a_scaled_tied_embedding_keeps_its_scale(tmp_path, cli):
+    """Gemma multiplies its embedding rows by sqrt(hidden); the table stored as the head's codes must too."""
+    from tiny_models import write_tokenizer
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    folder = tmp_path / "tied-gemma3"
+    folder.mkdir()
+    config = Gemma3TextConfig(vocab_size=write_tokenizer(folder), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                              sliding_window=32, layer_types=["sliding_attention", "full_attention"],
+                              max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                              tie_word_embeddings=True)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    code, _, err = cli("quantize", "-m", folder, "--algorithm", "rtn", "--group_size", "32", "-o", tmp_path / "q")
+    assert code == 0, err
+
+    loaded = load_quantized(tmp_path / "q" / "model", torch.float32)
+    float_model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = torch.randint(3, 300, (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        rows = loaded.model.embed_tokens(ids)
+        assert torch.equal(rows, loaded.lm_head.dequantize()[ids] * torch.tensor(64**0.5))
+        float_rows = float_model.model.embed_tokens(ids)
+        assert (rows - float_rows).abs().mean() < 0.1 * float_rows.abs().mean()
+
+
 def test_rtn_with_embeds_stores_the_table_once_as_the_8_bit_head_and_loads_it_back(tied_llama, tmp_path, write_doc,
                                                                                    cli):
     from transformers import AutoModelForCausalLM

@@ -48,9 +48,14 @@ def test_example_workflow_runs_end_to_end(name, tiny_llama, tmp_path, cli, write
         assert read_adapter_file(adapters["travel"])
 
 
-def test_the_lab_script_runs_its_four_steps(tiny_llama, tmp_path):
+def test_the_lab_script_runs_its_four_steps(tmp_path):
+    from test_quantized_embeddings import write_tied_llama
+
+    # tied like SmolLM2, the lab's model: quantize stores the table once as the int4 head, which LoRA trains on
+    # and the export reads back
+    model = write_tied_llama(tmp_path / "tied-llama")
     venv_bin = Path(sys.executable).parent
-    env = {**os.environ, "MODEL": str(tiny_llama), "MAX_STEPS": "2", "AWQ_SAMPLES": "4",
+    env = {**os.environ, "MODEL": str(model), "MAX_STEPS": "2", "AWQ_SAMPLES": "4",
            "OLIVEPRESS": str(venv_bin / "olivepress"), "PYTHON": sys.executable}
     result = subprocess.run([str(ROOT / "workflows" / "olive-lab" / "lab.sh")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
@@ -61,4 +66,5 @@ def test_the_lab_script_runs_its_four_steps(tiny_llama, tmp_path):
         assert (tmp_path / "models" / folder).is_dir(), folder
     fine_tuned = json.loads((tmp_path / "models" / "ft" / "model" / "config.json").read_text())
     assert fine_tuned["quantization_config"]["quant_method"] == "awq"
+    assert fine_tuned["quantization_config"]["embeds"] is True
     assert (tmp_path / "models" / "onnx-ao" / "model" / "adapter_weights.onnx_adapter").is_file()

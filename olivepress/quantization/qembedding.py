@@ -4,7 +4,7 @@ The GenAI builder (0.18) reads a quantized embedding in one shape only: tied to 
 GatherBlockQuantized over the head's MatMulNBits data (its `shared_embeddings`, on by default for a model with
 `tie_word_embeddings`). So the checkpoint stores the table once, as the head's packed codes (`lm_head.qweight`,
 ...), with `tie_word_embeddings: true` and `quantization_config.embeds: true`; in torch the embedding looks its rows
-up in the head's codes and dequantizes only those.
+up in the head's codes and dequantizes only those, times the scale a scaled embedding (Gemma's sqrt(hidden)) applies.
 """
 
 import torch
@@ -15,13 +15,14 @@ from olivepress.quantization.qlinear import QuantLinear, set_submodule
 
 
 class TiedQuantEmbedding(nn.Module):
-    def __init__(self, head: QuantLinear, dtype: torch.dtype, padding_idx: int | None = None):
+    def __init__(self, head: QuantLinear, dtype: torch.dtype, padding_idx: int | None = None, scale: float = 1.0):
         super().__init__()
         # a tuple keeps the head out of this module's children and state_dict: the checkpoint holds it once, as lm_head
         self._head = (head,)
         self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
         self.padding_idx = padding_idx
         self.dtype = dtype
+        self.scale = scale
 
     @property
     def head(self) -> QuantLinear:
@@ -35,6 +36,8 @@ class TiedQuantEmbedding(nn.Module):
         zeros = weight.zeros[ids].to(self.dtype).unsqueeze(-1)
         scales = weight.scales[ids].to(self.dtype).unsqueeze(-1)
         rows = ((codes - zeros) * scales).view(-1, self.embedding_dim)
+        if self.scale != 1.0:
+            rows = rows * torch.tensor(self.scale, dtype=self.dtype)  # rounded to the rows' dtype, as transformers does
         return rows.view(*input_ids.shape, self.embedding_dim)
 
     def _apply(self, fn, recurse=True):
@@ -91,6 +94,7 @@ def tie_quantized_embedding(model: nn.Module, dtype: torch.dtype) -> None:
     head, embedding = output_embeddings(model), input_embeddings(model)
     assert isinstance(head, QuantLinear) and embedding is not None  # tied_embedding_problem was None
     padding_idx = getattr(embedding, "padding_idx", None)
-    set_submodule(model, module_name(model, embedding), TiedQuantEmbedding(head, dtype, padding_idx))
+    scale = float(getattr(embedding, "scalar_embed_scale", 1.0))  # transformers' scaled embeddings (Gemma)
+    set_submodule(model, module_name(model, embedding), TiedQuantEmbedding(head, dtype, padding_idx, scale))
     model.config.tie_word_embeddings = False  # type: ignore[union-attr]
     setattr(model, "all_tied_weights_keys", {})  # noqa: B010 (transformers reads it when it ties weights)

@@ -22,7 +22,6 @@ from olivepress.log import logger
 
 ENVIRONMENTS_FOLDER = "environments"
 READY_FILE = "olivepress-environment.txt"  # written last, before the rename: what the environment was built from
-TAIL_LINES = 20
 
 
 def environment_key(requirements: bytes) -> str:

@@ -31,15 +31,14 @@ TAIL_LINES = 20
 class PythonEnvironmentSystem(System):
     kind = "PythonEnvironment"
 
-    def __init__(self, name: str, config: PythonEnvironmentSystemConfig, cache_dir: Path | None = None):
+    def __init__(self, name: str, config: PythonEnvironmentSystemConfig, cache_dir: Path):
         """With olive_managed_env, the environment is built (or found) under `cache_dir` (the engine's cache)."""
         super().__init__(name)
         self.config = config
         if config.olive_managed_env:
             from olivepress.systems.managed_environment import managed_python
 
-            root = cache_dir if cache_dir is not None else Path(".olivepress-cache")
-            self.python = managed_python(config.requirements_file, root, f"systems.{name}")
+            self.python = managed_python(config.requirements_file, cache_dir, f"systems.{name}")
         else:
             assert config.python_environment_path is not None  # the config's validator
             self.python = find_python(Path(config.python_environment_path), f"systems.{name}.python_environment_path")
